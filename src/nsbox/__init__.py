@@ -1,0 +1,52 @@
+"""nsbox: Linux containers from scratch, as composable Python context managers.
+
+    with nsbox.Container() as c:
+        print(c.run(["hostname"], text=True).stdout)
+"""
+
+from __future__ import annotations
+
+from .container import Container as Container
+from .container import ContainerOptions as ContainerOptions
+from .container import run as run
+from .errors import CalledProcessError as CalledProcessError
+from .errors import CGroupError as CGroupError
+from .errors import ConfigError as ConfigError
+from .errors import LifecycleError as LifecycleError
+from .errors import NsboxError as NsboxError
+from .errors import SpawnError as SpawnError
+from .errors import TimeoutExpired as TimeoutExpired
+from .errors import UnsupportedError as UnsupportedError
+from .namespaces import IdMap as IdMap
+from .namespaces import Join as Join
+from .namespaces import Namespaces as Namespaces
+from .process import DEVNULL as DEVNULL
+from .process import PIPE as PIPE
+from .process import STDOUT as STDOUT
+from .process import CompletedProcess as CompletedProcess
+from .process import Process as Process
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEVNULL",
+    "PIPE",
+    "STDOUT",
+    "CGroupError",
+    "CalledProcessError",
+    "CompletedProcess",
+    "ConfigError",
+    "Container",
+    "ContainerOptions",
+    "IdMap",
+    "Join",
+    "LifecycleError",
+    "Namespaces",
+    "NsboxError",
+    "Process",
+    "SpawnError",
+    "TimeoutExpired",
+    "UnsupportedError",
+    "__version__",
+    "run",
+]

@@ -1,0 +1,342 @@
+/* Runs in: the child, between clone and execve.
+ *
+ * The child is a copy of a Python process that may have many threads (a Jupyter kernel, a
+ * pytest-xdist worker). After clone only this thread exists, but every lock another thread held
+ * stays held forever and glibc still believes the other threads exist. So everything here is
+ * async-signal-safe: system calls, no malloc, no stdio, no locks, and raw syscalls instead of the
+ * glibc wrappers that broadcast credential changes to all threads (setresuid, setresgid,
+ * setgroups), which would wait forever for threads that are not there.
+ *
+ * Every function in this file is async-signal-safe. Failures are reported to the parent as one
+ * record (step, errno, detail) on the close-on-exec error pipe, followed by _exit(127).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#define NSBOX_MAX_FDS 256
+
+static size_t str_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static void report(int fd, int kind, int step, int err, int pid, const char *detail)
+{
+    struct nsbox_report r;
+    __builtin_memset(&r, 0, sizeof r);
+    r.kind = kind;
+    r.step = step;
+    r.err = err;
+    r.pid = pid;
+    if (detail) {
+        size_t i;
+        for (i = 0; detail[i] && i < sizeof r.detail - 1; i++)
+            r.detail[i] = detail[i];
+    }
+    while (write(fd, &r, sizeof r) < 0 && errno == EINTR)
+        ;
+}
+
+static __attribute__((noreturn)) void fail(int report_fd, int step, int err, const char *detail)
+{
+    report(report_fd, NSBOX_REPORT_ERROR, step, err, 0, detail);
+    _exit(127);
+}
+
+/* Python's C signal handlers write to its wakeup fd, which the parent shares: a signal arriving
+ * here must not run them. The parent blocked every signal before clone; reset the handlers to
+ * their defaults (and SIGPIPE/SIGXFSZ, which Python ignores, as subprocess does) before the
+ * mask is lifted just before execve. */
+static void reset_signal_handlers(void)
+{
+    for (int sig = 1; sig < _NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+            continue;  /* glibc refuses its internal signals; they have no user handler */
+        int ignored_by_python = sig == SIGPIPE || sig == SIGXFSZ;
+        if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && !ignored_by_python))
+            continue;
+        __builtin_memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(sig, &sa, NULL);
+    }
+}
+
+static void unblock_all_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* A joined pid namespace applies to children only, and namespaces created inside joined ones
+ * must be created after joining: so join here, then fork the real process with CLONE_PARENT,
+ * which makes it the Python process's own child (waitable, with a pidfd), report its pid and
+ * leave. Returns in the process that goes on. */
+static void join_namespaces(const struct nsbox_spec *s, int report_fd)
+{
+    if (s->join_pidfd >= 0 && setns(s->join_pidfd, (int)s->join_pidfd_flags) < 0)
+        fail(report_fd, NSBOX_STEP_SETNS, errno, "the container's namespaces");
+    for (int i = 0; i < s->n_join_fds; i++)
+        if (setns(s->join_fds[i], 0) < 0)
+            fail(report_fd, NSBOX_STEP_SETNS, errno, "a namespace to join");
+
+    unsigned long flags = CLONE_PARENT | (unsigned long)(s->new_ns & ~NSBOX_CLONE_NEWTIME);
+    long pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    if (pid < 0)
+        fail(report_fd, NSBOX_STEP_FORK, errno, NULL);
+    if (pid > 0) {
+        report(report_fd, NSBOX_REPORT_PID, NSBOX_STEP_NONE, 0, (int)pid, NULL);
+        _exit(0);
+    }
+}
+
+static void wait_for_parent(int sync_fd)
+{
+    char go;
+    ssize_t n;
+    do
+        n = read(sync_fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);  /* the parent gave up on us (and is killing us); nothing to report */
+    close(sync_fd);
+}
+
+/* Time namespace offsets can only be set before any process is inside, so create it with
+ * unshare (it applies to children), set the offsets, then enter it ourselves. */
+static void enter_new_time_namespace(const struct nsbox_spec *s, int report_fd)
+{
+    if (unshare((int)NSBOX_CLONE_NEWTIME) < 0)
+        fail(report_fd, NSBOX_STEP_TIMENS, errno, "unshare(CLONE_NEWTIME)");
+    if (s->timens_offsets) {
+        int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, s->timens_offsets, str_len(s->timens_offsets)) < 0)
+            fail(report_fd, NSBOX_STEP_TIMENS, errno, "/proc/self/timens_offsets");
+        close(fd);
+    }
+    int ns = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, (int)NSBOX_CLONE_NEWTIME) < 0)
+        fail(report_fd, NSBOX_STEP_TIMENS, errno, "/proc/self/ns/time_for_children");
+    close(ns);
+}
+
+static int bring_loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct ifreq ifr;
+    __builtin_memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(s);
+    errno = saved;
+    return rc;
+}
+
+static void set_credentials(const struct nsbox_spec *s, int report_fd)
+{
+    if (s->set_groups && syscall(SYS_setgroups, (size_t)s->n_groups, s->groups) < 0)
+        fail(report_fd, NSBOX_STEP_SETGROUPS, errno, NULL);
+    if (s->gid >= 0 && syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
+        fail(report_fd, NSBOX_STEP_SETGID, errno, NULL);
+    if (s->uid >= 0 && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+        fail(report_fd, NSBOX_STEP_SETUID, errno, NULL);
+}
+
+static void close_fds_between(int lo, int hi)
+{
+    if (lo > hi)
+        return;
+    if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0) == 0)
+        return;
+    struct rlimit rl;
+    int last = hi;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur - 1 < last)
+        last = (int)rl.rlim_cur - 1;
+    for (int fd = lo; fd <= last; fd++)
+        close(fd);
+}
+
+/* Make fd `dst` a copy of `src` for every entry, keeping only those, the error pipe and the
+ * program fd: the contained process must hold no fd of the host (CVE-2024-21626). Sources may
+ * collide with destinations, so every source is first copied above all of them. */
+static void arrange_fds(const struct nsbox_spec *s, int *report_fd, int *exec_fd)
+{
+    int n = s->n_fds;
+    if (n > NSBOX_MAX_FDS)
+        fail(*report_fd, NSBOX_STEP_FDS, E2BIG, NULL);
+    int top = *report_fd > *exec_fd ? *report_fd : *exec_fd;
+    for (int i = 0; i < n; i++) {
+        if (s->fds[i].src > top)
+            top = s->fds[i].src;
+        if (s->fds[i].dst > top)
+            top = s->fds[i].dst;
+    }
+    int moved_report = fcntl(*report_fd, F_DUPFD_CLOEXEC, top + 1);
+    if (moved_report < 0)
+        fail(*report_fd, NSBOX_STEP_FDS, errno, NULL);
+    *report_fd = moved_report;
+    if (*exec_fd >= 0 && (*exec_fd = fcntl(*exec_fd, F_DUPFD_CLOEXEC, top + 1)) < 0)
+        fail(*report_fd, NSBOX_STEP_FDS, errno, "the program fd");
+
+    int tmp[NSBOX_MAX_FDS];
+    for (int i = 0; i < n; i++)
+        if ((tmp[i] = fcntl(s->fds[i].src, F_DUPFD_CLOEXEC, top + 1)) < 0)
+            fail(*report_fd, NSBOX_STEP_FDS, errno, NULL);
+    for (int i = 0; i < n; i++)
+        if (dup2(tmp[i], s->fds[i].dst) < 0)
+            fail(*report_fd, NSBOX_STEP_FDS, errno, NULL);
+
+    /* Close the gaps between the fds we keep, in ascending order. */
+    int keep[NSBOX_MAX_FDS + 2];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        keep[k++] = s->fds[i].dst;
+    keep[k++] = *report_fd;
+    if (*exec_fd >= 0)
+        keep[k++] = *exec_fd;
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    int next = 0;
+    for (int i = 0; i < k; i++) {
+        close_fds_between(next, keep[i] - 1);
+        next = keep[i] + 1;
+    }
+    close_fds_between(next, ~0U >> 1);
+}
+
+static int has_slash(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '/')
+            return 1;
+    return 0;
+}
+
+/* execvpe without its allocations: try each PATH entry, report ENOENT unless some candidate
+ * existed but was not executable (EACCES), as execvp does. Returns only on failure. */
+static int exec_program(const struct nsbox_spec *s, int exec_fd)
+{
+    if (exec_fd >= 0) {
+        syscall(SYS_execveat, exec_fd, "", s->argv, s->envp, AT_EMPTY_PATH);
+        return errno;
+    }
+    if (has_slash(s->path) || !s->search_path) {
+        execve(s->path, s->argv, s->envp);
+        return errno;
+    }
+    char candidate[4096];
+    size_t name_len = str_len(s->path);
+    int saw_eacces = 0;
+    for (const char *dir = s->search_path;;) {
+        const char *end = dir;
+        while (*end && *end != ':')
+            end++;
+        size_t dir_len = (size_t)(end - dir);
+        if (dir_len == 0) {  /* an empty entry means the current directory */
+            dir = ".";
+            dir_len = 1;
+        }
+        if (dir_len + 1 + name_len + 1 <= sizeof candidate) {
+            __builtin_memcpy(candidate, dir, dir_len);
+            candidate[dir_len] = '/';
+            __builtin_memcpy(candidate + dir_len + 1, s->path, name_len + 1);
+            execve(candidate, s->argv, s->envp);
+            if (errno == EACCES)
+                saw_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV
+                     && errno != ETIMEDOUT)
+                return errno;
+        }
+        if (!*end)
+            break;
+        dir = end + 1;
+    }
+    return saw_eacces ? EACCES : ENOENT;
+}
+
+void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
+{
+    int report_fd = fds.report_fd;
+    int exec_fd = s->exec_fd;
+
+    reset_signal_handlers();
+
+    if (s->join_pidfd >= 0 || s->n_join_fds > 0)
+        join_namespaces(s, report_fd);
+
+    /* The parent writes our uid/gid maps and cgroup membership, then lets us go on. */
+    if (fds.sync_fd >= 0)
+        wait_for_parent(fds.sync_fd);
+
+    if (s->new_ns & NSBOX_CLONE_NEWTIME)
+        enter_new_time_namespace(s, report_fd);
+
+    /* Nothing we mount may propagate back to the host's mount namespace. */
+    if (s->make_mounts_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        fail(report_fd, NSBOX_STEP_MOUNT_PRIVATE, errno, "/");
+
+    /* Without a new root, the host's /proc would still show the host's processes. */
+    if (s->mount_proc
+        && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail(report_fd, NSBOX_STEP_MOUNT_PROC, errno, "/proc");
+
+    /* Seam: the rootfs, the mount plan and pivot_root (NSBOX_STEP_ROOTFS) go here. */
+
+    if (s->hostname && sethostname(s->hostname, str_len(s->hostname)) < 0)
+        fail(report_fd, NSBOX_STEP_HOSTNAME, errno, s->hostname);
+    if (s->domainname && setdomainname(s->domainname, str_len(s->domainname)) < 0)
+        fail(report_fd, NSBOX_STEP_DOMAINNAME, errno, s->domainname);
+    if (s->loopback_up && bring_loopback_up() < 0)
+        fail(report_fd, NSBOX_STEP_LOOPBACK, errno, "lo");
+
+    for (int i = 0; i < s->n_rlimits; i++) {
+        struct rlimit rl = {(rlim_t)s->rlimits[i].soft, (rlim_t)s->rlimits[i].hard};
+        if (setrlimit(s->rlimits[i].resource, &rl) < 0)
+            fail(report_fd, NSBOX_STEP_RLIMIT, errno, NULL);
+    }
+    /* A new session: the contained process has no controlling terminal of the caller's to
+     * inject input into (TIOCSTI). */
+    if (s->new_session && setsid() < 0)
+        fail(report_fd, NSBOX_STEP_SETSID, errno, NULL);
+    if (s->cwd && chdir(s->cwd) < 0)
+        fail(report_fd, NSBOX_STEP_CHDIR, errno, s->cwd);
+
+    set_credentials(s, report_fd);
+
+    /* Seam: capabilities, no_new_privs and seccomp (NSBOX_STEP_SECURITY) go here, seccomp last. */
+
+    arrange_fds(s, &report_fd, &exec_fd);
+    unblock_all_signals();
+    int err = exec_program(s, exec_fd);
+    fail(report_fd, NSBOX_STEP_EXEC, err, s->path);
+}

@@ -1,0 +1,35 @@
+/* Shared by the parent (spawn.c) and the child (child.c); never part of the cdef. */
+#ifndef NSBOX_INTERNAL_H
+#define NSBOX_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <stdint.h>
+#include "nsbox.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080ULL
+#endif
+#define NSBOX_CLONE_NEWTIME CLONE_NEWTIME
+
+/* What travels on the error pipe: one fixed-size record, written in one write() (atomic, since
+ * it is smaller than PIPE_BUF). Zero bytes before EOF means execve succeeded. */
+enum nsbox_report_kind { NSBOX_REPORT_PID = 1, NSBOX_REPORT_ERROR = 2 };
+
+struct nsbox_report {
+    int32_t kind;
+    int32_t step;
+    int32_t err;
+    int32_t pid;
+    char detail[240];
+};
+
+struct nsbox_child_fds {
+    int report_fd;   /* write end of the error pipe, close-on-exec */
+    int sync_fd;     /* read end of the sync pipe, or -1 when the parent has nothing to do */
+};
+
+/* Runs in the child; never returns. */
+__attribute__((noreturn)) void nsbox_child_main(const struct nsbox_spec *spec,
+                                                 struct nsbox_child_fds fds);
+
+#endif

@@ -1,0 +1,246 @@
+/* Runs in: the parent (the Python process, with the GIL released by cffi).
+ *
+ * nsbox_spawn clones the child, does the parent's half of the setup while the child waits on
+ * the sync pipe (uid/gid maps, cgroup v1 membership), then waits on the close-on-exec error
+ * pipe: EOF means execve succeeded, a record names the step that failed.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* Our own copy of the clone3 arguments, so the build does not depend on the headers' age. */
+struct nsbox_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+static const char *const step_names[NSBOX_STEP_COUNT] = {
+    [NSBOX_STEP_NONE] = "none",
+    [NSBOX_STEP_SIGNALS] = "signals",
+    [NSBOX_STEP_SYNC] = "sync",
+    [NSBOX_STEP_SETNS] = "setns",
+    [NSBOX_STEP_FORK] = "fork",
+    [NSBOX_STEP_TIMENS] = "time-namespace",
+    [NSBOX_STEP_MOUNT_PRIVATE] = "mount-private",
+    [NSBOX_STEP_MOUNT_PROC] = "mount-proc",
+    [NSBOX_STEP_ROOTFS] = "rootfs",
+    [NSBOX_STEP_HOSTNAME] = "hostname",
+    [NSBOX_STEP_DOMAINNAME] = "domainname",
+    [NSBOX_STEP_LOOPBACK] = "loopback",
+    [NSBOX_STEP_RLIMIT] = "rlimit",
+    [NSBOX_STEP_SETSID] = "setsid",
+    [NSBOX_STEP_CHDIR] = "chdir",
+    [NSBOX_STEP_SETGROUPS] = "setgroups",
+    [NSBOX_STEP_SETGID] = "setgid",
+    [NSBOX_STEP_SETUID] = "setuid",
+    [NSBOX_STEP_SECURITY] = "security",
+    [NSBOX_STEP_FDS] = "fds",
+    [NSBOX_STEP_EXEC] = "exec",
+    [NSBOX_STEP_PIPE] = "pipe",
+    [NSBOX_STEP_CLONE] = "clone",
+    [NSBOX_STEP_SETGROUPS_DENY] = "setgroups-deny",
+    [NSBOX_STEP_UID_MAP] = "uid-map",
+    [NSBOX_STEP_GID_MAP] = "gid-map",
+    [NSBOX_STEP_CGROUP] = "cgroup",
+    [NSBOX_STEP_REPORT] = "report",
+    [NSBOX_STEP_PIDFD] = "pidfd",
+};
+
+const char *nsbox_step_name(int step)
+{
+    if (step < 0 || step >= NSBOX_STEP_COUNT || !step_names[step])
+        return "unknown";
+    return step_names[step];
+}
+
+static int set_error(struct nsbox_result *res, int step, int err, const char *detail)
+{
+    res->step = step;
+    res->err = err;
+    snprintf(res->detail, sizeof res->detail, "%s", detail ? detail : "");
+    return -1;
+}
+
+static void close_quietly(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+static pid_t wait_quietly(pid_t pid)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, NULL, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* Returns the bytes read: sizeof(struct nsbox_report), or 0 at EOF (short reads count as EOF:
+ * records are written whole). */
+static ssize_t read_report(int fd, struct nsbox_report *r)
+{
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t n = read(fd, (char *)r + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return got == sizeof *r ? (ssize_t)got : 0;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int write_proc_file(pid_t pid, const char *name, const char *content)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    /* uid_map and gid_map must be written in a single write(). */
+    ssize_t n = write(fd, content, strlen(content));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == (ssize_t)strlen(content) ? 0 : -1;
+}
+
+/* The parent's half of the setup, while the child waits: returns 0 or fills `res`. */
+static int set_up_child(const struct nsbox_spec *s, pid_t pid, struct nsbox_result *res)
+{
+    if (s->deny_setgroups && write_proc_file(pid, "setgroups", "deny") < 0)
+        return set_error(res, NSBOX_STEP_SETGROUPS_DENY, errno, "setgroups");
+    if (s->uid_map && write_proc_file(pid, "uid_map", s->uid_map) < 0)
+        return set_error(res, NSBOX_STEP_UID_MAP, errno, s->uid_map);
+    if (s->gid_map && write_proc_file(pid, "gid_map", s->gid_map) < 0)
+        return set_error(res, NSBOX_STEP_GID_MAP, errno, s->gid_map);
+    char text[16];
+    int len = snprintf(text, sizeof text, "%d", (int)pid);
+    for (int i = 0; i < s->n_cgroup_procs_fds; i++)
+        if (pwrite(s->cgroup_procs_fds[i], text, (size_t)len, 0) != len)
+            return set_error(res, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
+    return 0;
+}
+
+static long clone_child(const struct nsbox_spec *s, int joins, int *pidfd)
+{
+    uint64_t flags = joins ? 0 : (s->new_ns & ~(uint64_t)NSBOX_CLONE_NEWTIME);
+    /* With a double fork the pidfd would name the short-lived first child: open it later. */
+    if (!joins)
+        flags |= CLONE_PIDFD;
+    struct nsbox_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    if (s->cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)s->cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0 || errno != ENOSYS || s->cgroup_fd >= 0)
+        return pid;
+    /* Before Linux 5.3: clone(2) stores the pidfd where parent_tid goes. */
+    return syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, pidfd, NULL, NULL);
+}
+
+int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->pid = -1;
+    res->pidfd = -1;
+    int joins = s->join_pidfd >= 0 || s->n_join_fds > 0;
+    int needs_sync = s->uid_map || s->gid_map || s->deny_setgroups || s->n_cgroup_procs_fds > 0;
+
+    int report[2], sync[2] = {-1, -1};
+    if (pipe2(report, O_CLOEXEC) < 0)
+        return set_error(res, NSBOX_STEP_PIPE, errno, NULL);
+    if (needs_sync && pipe2(sync, O_CLOEXEC) < 0) {
+        int err = errno;
+        close(report[0]);
+        close(report[1]);
+        return set_error(res, NSBOX_STEP_PIPE, err, NULL);
+    }
+
+    /* The child starts with every signal blocked, so no handler of Python's runs in it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    long pid = clone_child(s, joins, &pidfd);
+    if (pid == 0)
+        nsbox_child_main(s, (struct nsbox_child_fds){report[1], sync[0]});
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    close(report[1]);
+    close_quietly(sync[0]);
+    if (pid < 0) {
+        close(report[0]);
+        close_quietly(sync[1]);
+        return set_error(res, NSBOX_STEP_CLONE, clone_errno, NULL);
+    }
+
+    pid_t target = (pid_t)pid;
+    struct nsbox_report r;
+    int rc = 0;
+    if (joins) {
+        ssize_t n = read_report(report[0], &r);
+        wait_quietly(target);  /* the first child exits right after reporting */
+        if (n == 0)
+            rc = set_error(res, NSBOX_STEP_FORK, ECHILD, "the joining child died");
+        else if (r.kind == NSBOX_REPORT_ERROR)
+            rc = set_error(res, r.step, r.err, r.detail);
+        else
+            target = r.pid;
+        if (rc < 0) {
+            close(report[0]);
+            close_quietly(sync[1]);
+            return rc;
+        }
+    }
+
+    if (needs_sync) {
+        rc = set_up_child(s, target, res);
+        if (rc == 0 && write(sync[1], "1", 1) != 1)
+            rc = set_error(res, NSBOX_STEP_SYNC, errno, NULL);
+        close(sync[1]);
+        if (rc < 0) {
+            kill(target, SIGKILL);
+            wait_quietly(target);
+            close_quietly(pidfd);
+            close(report[0]);
+            return rc;
+        }
+    }
+
+    ssize_t n = read_report(report[0], &r);
+    close(report[0]);
+    if (n > 0) {
+        wait_quietly(target);
+        close_quietly(pidfd);
+        return set_error(res, r.step, r.err, r.detail);
+    }
+    if (pidfd < 0)
+        pidfd = (int)syscall(SYS_pidfd_open, target, 0);  /* -1 before Linux 5.3: Python copes */
+    res->pid = target;
+    res->pidfd = pidfd;
+    return 0;
+}

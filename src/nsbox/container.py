@@ -1,0 +1,452 @@
+"""``Container``: composes the steps in the right order and runs processes inside.
+
+Entering a container starts its init (a tiny C program, PID 1 of its pid namespace) which holds
+the namespaces; every ``run``/``spawn`` joins them from the C child, so the Python process never
+changes namespaces. Leaving kills and reaps everything and releases what was acquired, in
+reverse order, whatever happened inside.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from types import TracebackType
+from typing import IO, Any, Union
+
+import attrs
+from typing_extensions import Self
+
+from . import _native
+from .errors import ConfigError, LifecycleError
+from .namespaces import CLONE_FLAGS, PROC_NS_FILE, Namespaces
+from .process import DEVNULL, PIPE, STDOUT, Args, CompletedProcess, Process, StdioSpec, collect
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_INIT_TIMEOUT = 5.0
+_NEEDS_OWN_PROC = CLONE_FLAGS["mount"] | CLONE_FLAGS["pid"]
+
+RlimitValue = Union[int, tuple[int, int]]
+_RLIMITS = {name[len("RLIMIT_"):].lower(): getattr(resource, name)
+            for name in dir(resource) if name.startswith("RLIMIT_")}
+
+
+def _check_hostname(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or len(value.encode()) > 64 or "\0" in value:
+        raise ConfigError(f"{attribute.name} must be 1 to 64 bytes without NUL, not {value!r}")
+
+
+def _check_env(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"env must be a mapping of str to str, not {type(value).__name__}")
+    for key, val in value.items():
+        if not isinstance(key, str) or not isinstance(val, str):
+            raise ConfigError(f"env must map str to str; got {key!r}: {val!r}")
+        if not key or "=" in key or "\0" in key or "\0" in val:
+            raise ConfigError(f"env name {key!r} must be non-empty without '=' or NUL, and its "
+                              "value without NUL")
+
+
+def _check_cwd(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise ConfigError(f"cwd must be an absolute path inside the container, not {value!r}")
+
+
+def _check_id(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32 - 1:
+        raise ConfigError(f"{attribute.name} must be a numeric id in 0..{2**32 - 2}, "
+                          f"not {value!r}")
+
+
+def _check_groups(instance: Any, attribute: Any, value: Any) -> None:
+    for gid in value:
+        _check_id(instance, attribute, gid)
+
+
+def _check_rlimits(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError("rlimits must be a mapping like {'nofile': 1024}")
+    for name, limit in value.items():
+        if name not in _RLIMITS:
+            raise ConfigError(f"unknown rlimit {name!r}; known: {', '.join(sorted(_RLIMITS))}")
+        pair = limit if isinstance(limit, tuple) else (limit, limit)
+        if len(pair) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair
+        ) or pair[0] > pair[1]:
+            raise ConfigError(f"rlimit {name!r} must be an int >= 0 or (soft, hard) with "
+                              f"soft <= hard, not {limit!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ContainerOptions:
+    """What a container sets up beside its namespaces; validated on construction."""
+
+    hostname: str | None = attrs.field(default="nsbox", validator=_check_hostname)
+    domainname: str | None = attrs.field(default=None, validator=_check_hostname)
+    env: Mapping[str, str] | None = attrs.field(default=None, validator=_check_env)
+    cwd: str = attrs.field(default="/", validator=_check_cwd)
+    user: int = attrs.field(default=0, validator=_check_id)
+    group: int | None = attrs.field(default=None, validator=_check_id)
+    groups: Sequence[int] = attrs.field(default=(), converter=tuple, validator=_check_groups)
+    rlimits: Mapping[str, RlimitValue] = attrs.field(factory=dict, validator=_check_rlimits)
+
+    def environment(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        """The environment of a process: a clean default, the container's, then ``extra``."""
+        env = {"PATH": DEFAULT_PATH, "HOME": "/root" if self.user == 0 else "/",
+               "container": "nsbox"}
+        if self.hostname:
+            env["HOSTNAME"] = self.hostname
+        env.update(self.env or {})
+        env.update(extra or {})
+        return env
+
+    def rlimit_triples(self) -> list[tuple[int, int, int]]:
+        """(resource, soft, hard) for the C child."""
+        out = []
+        for name, limit in self.rlimits.items():
+            soft, hard = limit if isinstance(limit, tuple) else (limit, limit)
+            out.append((_RLIMITS[name], soft, hard))
+        return out
+
+
+def _argv(args: Args) -> list[bytes]:
+    if isinstance(args, (str, bytes)):
+        raise ConfigError("args must be a list like ['ls', '-l'], not a string "
+                          "(use ['sh', '-c', command] for a shell command line)")
+    argv = [os.fsencode(a) for a in args]
+    if not argv or not argv[0]:
+        raise ConfigError("args must name a program to run")
+    if any(b"\0" in a for a in argv):
+        raise ConfigError("args must not contain NUL bytes")
+    return argv
+
+
+def _env_block(env: Mapping[str, str]) -> list[bytes]:
+    _check_env(None, None, env)
+    return [f"{k}={v}".encode() for k, v in env.items()]
+
+
+class Container:
+    """A container: namespaces (and later a cgroup and a root filesystem) with processes in them.
+
+    Parts can be passed positionally in any order (``Container(ns, cgroup)``) or by keyword.
+    Entering starts the container; leaving kills and reaps everything in it.
+
+    Args:
+        namespaces: a :class:`Namespaces` spec (default: new pid, net, uts, ipc, mount and
+            cgroup namespaces, and a user namespace when not root). If it is entered already,
+            the container joins its namespaces.
+        hostname: the hostname in a new uts namespace (default ``"nsbox"``).
+        env: environment variables added to the clean default (``PATH``, ``HOME``, ...).
+        cwd: the working directory of processes (default ``/``).
+        user, group, groups: the uid, gid and supplementary groups of processes inside.
+        rlimits: resource limits by name (``{"nofile": 1024, "core": (0, 0)}``).
+
+    Raises:
+        ConfigError: on construction, for anything invalid.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, *parts: object, namespaces: Namespaces | None = None,
+                 hostname: str | None = "nsbox", domainname: str | None = None,
+                 env: Mapping[str, str] | None = None, cwd: str = "/", user: int = 0,
+                 group: int | None = None, groups: Sequence[int] = (),
+                 rlimits: Mapping[str, RlimitValue] | None = None) -> None:
+        for part in parts:
+            if isinstance(part, Namespaces):
+                if namespaces is not None:
+                    raise ConfigError("Container got two Namespaces")
+                namespaces = part
+            else:
+                raise ConfigError(f"Container parts are Namespaces, not {type(part).__name__}")
+        self.namespaces = namespaces if namespaces is not None else Namespaces()
+        self.options = ContainerOptions(hostname=hostname, domainname=domainname, env=env,
+                                        cwd=cwd, user=user, group=group, groups=groups,
+                                        rlimits=rlimits or {})
+        self._state = "new"
+        self._stack = ExitStack()
+        self._init: Process | None = None
+        self._control = -1
+        self._join_flags = 0
+        self._setgroups_denied = False
+        self._processes: set[Process] = set()
+
+    def __repr__(self) -> str:
+        pid = self._init.pid if self._init else None
+        return f"<nsbox.Container {self._state} init_pid={pid}>"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        if self._state != "new":
+            raise LifecycleError(f"a Container can be entered once; this one is {self._state}")
+        self._state = "starting"
+        try:
+            self._start_init()
+        except BaseException:
+            self._teardown()
+            raise
+        self._state = "running"
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._teardown()
+
+    def _start_init(self) -> None:
+        ns = self.namespaces
+        live = ns._live
+        join_fds: list[int] = []
+        if live is not None:
+            join_pidfd, join_flags, new_ns = live._init_pidfd(), live._join_flags, 0
+            uid_map = gid_map = None
+            deny_setgroups = False
+            self._setgroups_denied = live._setgroups_denied
+        else:
+            join_pidfd, join_flags, new_ns = -1, 0, ns.new_flags()
+            uid_map, gid_map, deny_setgroups = ns.id_maps()
+            self._setgroups_denied = deny_setgroups
+            for name, join in ns.joins():
+                fd = os.open(join.path(name), os.O_RDONLY | os.O_CLOEXEC)
+                self._stack.callback(os.close, fd)
+                join_fds.append(fd)
+        control_read, self._control = os.pipe2(os.O_CLOEXEC)
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            spec = _native.ProcessSpec(
+                argv=[b"nsbox-init"], path=b"nsbox-init", exec_fd=_native.init_program_fd(),
+                new_ns=new_ns, join_pidfd=join_pidfd, join_pidfd_flags=join_flags,
+                join_fds=join_fds, uid_map=uid_map, gid_map=gid_map,
+                deny_setgroups=deny_setgroups, timens_offsets=ns.timens_offsets(),
+                make_mounts_private=bool(new_ns & CLONE_FLAGS["mount"]),
+                mount_proc=new_ns & _NEEDS_OWN_PROC == _NEEDS_OWN_PROC,
+                hostname=self._uts_name(new_ns, self.options.hostname),
+                domainname=self._uts_name(new_ns, self.options.domainname),
+                loopback_up=bool(new_ns & CLONE_FLAGS["net"]),
+                new_session=True,
+                fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)],
+            )
+            spawned = _native.spawn(spec)
+        finally:
+            os.close(control_read)
+            os.close(devnull)
+        self._init = Process(["nsbox-init"], spawned.pid, spawned.pidfd, None, None, None)
+        self._join_flags = self._namespaces_to_join(spawned.pid)
+
+    @staticmethod
+    def _uts_name(new_ns: int, name: str | None) -> bytes | None:
+        return name.encode() if name and new_ns & CLONE_FLAGS["uts"] else None
+
+    @staticmethod
+    def _namespaces_to_join(pid: int) -> int:
+        # Join exactly the namespaces where the init differs from us: setns into one's own
+        # user namespace is an error, and the others would be wasted work.
+        flags = 0
+        for name, flag in CLONE_FLAGS.items():
+            ns_file = PROC_NS_FILE[name]
+            try:
+                theirs = os.stat(f"/proc/{pid}/ns/{ns_file}").st_ino
+                ours = os.stat(f"/proc/self/ns/{ns_file}").st_ino
+            except FileNotFoundError:
+                continue  # a kernel without that namespace type
+            if theirs != ours:
+                flags |= flag
+        return flags
+
+    def _init_pidfd(self) -> int:
+        if self._state not in ("running", "starting") or self._init is None:
+            raise LifecycleError(f"the container is {self._state}, not running")
+        return self._init.pidfd
+
+    def _teardown(self) -> None:
+        if self._state == "closed":
+            return
+        self._state = "stopping"
+        try:
+            for process in list(self._processes):
+                process.kill()
+            if self._control >= 0:
+                os.close(self._control)  # the init exits on EOF; its pid namespace dies with it
+                self._control = -1
+            if self._init is not None:
+                try:
+                    self._init.wait(_INIT_TIMEOUT)
+                except Exception:
+                    self._init.kill()
+                    self._init.wait()
+            for process in list(self._processes):
+                process.wait()
+        finally:
+            self._processes.clear()
+            self._state = "closed"
+            self._stack.close()
+
+    # -- processes -----------------------------------------------------------------------------
+
+    @property
+    def init_pid(self) -> int:
+        """The host pid of the container's init (``Join(c.init_pid)`` joins its namespaces)."""
+        if self._init is None:
+            raise LifecycleError("the container has not been started")
+        return self._init.pid
+
+    def spawn(self, args: Args, *, stdin: StdioSpec = None, stdout: StdioSpec = None,
+              stderr: StdioSpec = None, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, user: int | None = None,
+              group: int | None = None) -> Process:
+        """Start a process in the container and return at once.
+
+        Args:
+            args: the program and its arguments; a name without ``/`` is looked up in the
+                container's ``PATH``.
+            stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, ``STDOUT`` (stderr
+                only), an fd, or a file object.
+            env: variables added to the container's environment for this process.
+            cwd, user, group: override the container's for this process.
+
+        Raises:
+            ConfigError: invalid arguments (nothing was started).
+            FileNotFoundError, PermissionError: the program could not be executed (both
+                :class:`SpawnError`).
+            SpawnError: another setup step failed; ``.step`` names it.
+            LifecycleError: the container is not running.
+        """
+        argv = _argv(args)
+        opts = self.options
+        _check_cwd(None, None, cwd)
+        _check_id(None, attrs.fields(ContainerOptions).user, user)
+        _check_id(None, attrs.fields(ContainerOptions).group, group)
+        environment = opts.environment(env)
+        envp = _env_block(environment)
+        uid = opts.user if user is None else user
+        gid = group if group is not None else (opts.group if opts.group is not None else uid)
+        join_pidfd = self._init_pidfd()
+        if self._state != "running":
+            raise LifecycleError(f"the container is {self._state}, not running")
+
+        with _Stdio(stdin, stdout, stderr) as stdio:
+            spec = _native.ProcessSpec(
+                argv=argv, path=argv[0], envp=envp,
+                search_path=environment.get("PATH", DEFAULT_PATH).encode(),
+                join_pidfd=join_pidfd, join_pidfd_flags=self._join_flags,
+                rlimits=opts.rlimit_triples(), new_session=True,
+                cwd=(cwd or opts.cwd).encode(), uid=uid, gid=gid,
+                # Clear inherited supplementary groups, except where the user namespace forbids
+                # setgroups (rootless), where the only group is our own anyway.
+                groups=None if self._setgroups_denied and not opts.groups else opts.groups,
+                fds=stdio.child_fds,
+            )
+            spawned = _native.spawn(spec)
+            process = Process(list(args), spawned.pid, spawned.pidfd, *stdio.parent_files())
+        self._processes.add(process)
+        process._on_reaped = self._processes.discard
+        return process
+
+    def run(self, args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
+            text: bool = False, timeout: float | None = None, check: bool = False,
+            env: Mapping[str, str] | None = None, cwd: str | None = None,
+            user: int | None = None, group: int | None = None,
+            stdin: StdioSpec = None, stdout: StdioSpec = None,
+            stderr: StdioSpec = None) -> CompletedProcess:
+        """Run a command in the container and wait for it, like ``subprocess.run``.
+
+        Output is captured by default. ``returncode`` is negative for a signal.
+
+        Raises:
+            TimeoutExpired: after ``timeout`` seconds; the process has been killed and reaped.
+            CalledProcessError: with ``check=True`` and a non-zero returncode.
+            and what :meth:`spawn` raises.
+        """
+        if isinstance(input, str):
+            input = input.encode()
+        if input is not None:
+            stdin = PIPE
+        if capture_output:
+            stdout = PIPE if stdout is None else stdout
+            stderr = PIPE if stderr is None else stderr
+        process = self.spawn(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
+                             user=user, group=group)
+        return collect(process, input, timeout, text, check)
+
+
+class _Stdio:
+    """The three stdio ends of a new process: pipes made here, closed on the parent's side."""
+
+    def __init__(self, stdin: StdioSpec, stdout: StdioSpec, stderr: StdioSpec) -> None:
+        self._to_close: list[int] = []
+        self._parent: list[IO[bytes] | None] = [None, None, None]
+        self.child_fds: list[tuple[int, int]] = []
+        try:
+            for target, spec in enumerate((stdin, stdout, stderr)):
+                self.child_fds.append((self._child_end(target, spec), target))
+        except BaseException:
+            self._close_all()
+            raise
+
+    def _child_end(self, target: int, spec: StdioSpec) -> int:
+        if spec is None:
+            return target
+        if spec == PIPE:
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            mine, theirs = (write_end, read_end) if target == 0 else (read_end, write_end)
+            self._parent[target] = open(mine, "wb" if target == 0 else "rb", buffering=0)
+            self._to_close.append(theirs)
+            return theirs
+        if spec == DEVNULL:
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            self._to_close.append(fd)
+            return fd
+        if spec == STDOUT:
+            if target != 2:
+                raise ConfigError("STDOUT is only valid for stderr")
+            return self.child_fds[1][0]
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            if spec < 0:
+                raise ConfigError(f"invalid stdio value {spec}")
+            return spec
+        if hasattr(spec, "fileno"):
+            return int(spec.fileno())
+        raise ConfigError(f"stdio must be None, PIPE, DEVNULL, STDOUT, an fd or a file, "
+                          f"not {spec!r}")
+
+    def parent_files(self) -> tuple[IO[bytes] | None, IO[bytes] | None, IO[bytes] | None]:
+        stdin, stdout, stderr = self._parent
+        return stdin, stdout, stderr
+
+    def _close_all(self) -> None:
+        for fd in self._to_close:
+            os.close(fd)
+        self._to_close.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._close_all()  # the child has its copies now
+        if exc_type is not None:
+            for f in self._parent:
+                if f is not None:
+                    f.close()
+
+
+def run(args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
+        text: bool = False, timeout: float | None = None, check: bool = False,
+        **container_options: Any) -> CompletedProcess:
+    """Run one command in a fresh container and tear it down: ``Container(**opts).run(args)``.
+
+    .. versionadded:: 0.1
+    """
+    with Container(**container_options) as container:
+        return container.run(args, input=input, capture_output=capture_output, text=text,
+                             timeout=timeout, check=check)
