@@ -13,12 +13,13 @@ import resource
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import attrs
 from typing_extensions import Self
 
 from . import _native
+from . import errors as nsbox_errors
 from .errors import ConfigError, LifecycleError
 from .namespaces import CLONE_FLAGS, PROC_NS_FILE, Namespaces
 from .process import DEVNULL, PIPE, STDOUT, Args, CompletedProcess, Process, StdioSpec, collect
@@ -27,7 +28,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _INIT_TIMEOUT = 5.0
 _NEEDS_OWN_PROC = CLONE_FLAGS["mount"] | CLONE_FLAGS["pid"]
 
-RlimitValue = Union[int, tuple[int, int]]
+RlimitValue = int | tuple[int, int]
 _RLIMITS = {name[len("RLIMIT_"):].lower(): getattr(resource, name)
             for name in dir(resource) if name.startswith("RLIMIT_")}
 
@@ -67,6 +68,12 @@ def _check_id(instance: Any, attribute: Any, value: Any) -> None:
                           f"not {value!r}")
 
 
+def _id_tuple(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"groups must be a list of numeric gids, not {value!r}")
+    return tuple(value)
+
+
 def _check_groups(instance: Any, attribute: Any, value: Any) -> None:
     for gid in value:
         _check_id(instance, attribute, gid)
@@ -96,7 +103,7 @@ class ContainerOptions:
     cwd: str = attrs.field(default="/", validator=_check_cwd)
     user: int = attrs.field(default=0, validator=_check_id)
     group: int | None = attrs.field(default=None, validator=_check_id)
-    groups: Sequence[int] = attrs.field(default=(), converter=tuple, validator=_check_groups)
+    groups: Sequence[int] = attrs.field(default=(), converter=_id_tuple, validator=_check_groups)
     rlimits: Mapping[str, RlimitValue] = attrs.field(factory=dict, validator=_check_rlimits)
 
     def environment(self, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -278,14 +285,16 @@ class Container:
             if self._control >= 0:
                 os.close(self._control)  # the init exits on EOF; its pid namespace dies with it
                 self._control = -1
+            # Our own children in the container first: a dying PID 1 waits in the kernel until
+            # every process of its namespace is reaped, and these are ours to reap.
+            for process in list(self._processes):
+                process.wait()
             if self._init is not None:
                 try:
                     self._init.wait(_INIT_TIMEOUT)
-                except Exception:
+                except nsbox_errors.TimeoutExpired:
                     self._init.kill()
                     self._init.wait()
-            for process in list(self._processes):
-                process.wait()
         finally:
             self._processes.clear()
             self._state = "closed"
@@ -399,7 +408,8 @@ class _Stdio:
         if spec == PIPE:
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             mine, theirs = (write_end, read_end) if target == 0 else (read_end, write_end)
-            self._parent[target] = open(mine, "wb" if target == 0 else "rb", buffering=0)
+            self._parent[target] = open(  # noqa: SIM115 - the Process owns and closes it
+                mine, "wb" if target == 0 else "rb", buffering=0)
             self._to_close.append(theirs)
             return theirs
         if spec == DEVNULL:

@@ -20,9 +20,8 @@ import errno as _errno
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Union
 
-_Args = Union[str, bytes, Sequence[Union[str, bytes]]]
+_Args = str | bytes | Sequence[str | bytes]
 
 
 class NsboxError(Exception):

@@ -7,10 +7,11 @@ host's filesystem, like ``unshare(1)``.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from typing_extensions import Self
@@ -50,7 +51,7 @@ class Join:
             namespace of that kind is joined.
     """
 
-    target: Union[str, int, "os.PathLike[str]"]
+    target: str | int | os.PathLike[str]
 
     def __attrs_post_init__(self) -> None:
         target = self.target
@@ -68,7 +69,7 @@ class Join:
 
 @attrs.frozen
 class IdMap:
-    """One line of a uid or gid map: ``count`` ids from ``inside`` map to ``outside`` on the host."""
+    """One line of a uid or gid map: ``count`` ids from ``inside`` map to ``outside``."""
 
     inside: int = attrs.field()
     outside: int = attrs.field()
@@ -108,6 +109,9 @@ def _check_maps(instance: Any, attribute: Any, value: Any) -> None:
         return
     if isinstance(value, IdMap):
         raise ConfigError(f"Namespaces.{attribute.name} takes a list of IdMap, not one IdMap")
+    if not isinstance(value, tuple):
+        raise ConfigError(f"Namespaces.{attribute.name} must be a list of nsbox.IdMap, "
+                          f"not {value!r}")
     maps = list(value)
     if not maps or not all(isinstance(m, IdMap) for m in maps):
         raise ConfigError(f"Namespaces.{attribute.name} must be a non-empty list of "
@@ -117,10 +121,20 @@ def _check_maps(instance: Any, attribute: Any, value: Any) -> None:
                           "at most 340")
     for side in ("inside", "outside"):
         ranges = sorted((getattr(m, side), getattr(m, side) + m.count) for m in maps)
-        for (_, end), (start, _) in zip(ranges, ranges[1:]):
+        for (_, end), (start, _) in itertools.pairwise(ranges):
             if start < end:
                 raise ConfigError(f"Namespaces.{attribute.name} has overlapping {side} ranges; "
                                   "each id may be mapped once")
+
+
+def _to_tuple(value: Any) -> Any:
+    # A list would let the spec change after validation; a bare IdMap is left for the validator.
+    if value is None or isinstance(value, (IdMap, str, bytes)):
+        return value
+    try:
+        return tuple(value)
+    except TypeError:
+        return value
 
 
 def _check_offset(instance: Any, attribute: Any, value: Any) -> None:
@@ -172,9 +186,9 @@ class Namespaces:
     cgroup: bool | Join = attrs.field(default=True, validator=_check_ns_value)
     time: bool | Join = attrs.field(default=False, validator=_check_ns_value)
     uid_map: Sequence[IdMap] | None = attrs.field(default=None, validator=_check_maps,
-                                                  converter=lambda v: v if v is None else tuple(v))
+                                                  converter=_to_tuple)
     gid_map: Sequence[IdMap] | None = attrs.field(default=None, validator=_check_maps,
-                                                  converter=lambda v: v if v is None else tuple(v))
+                                                  converter=_to_tuple)
     monotonic_offset: float = attrs.field(default=0, validator=_check_offset)
     boottime_offset: float = attrs.field(default=0, validator=_check_offset)
     _live: Container | None = attrs.field(default=None, init=False, repr=False)
@@ -194,6 +208,25 @@ class Namespaces:
                     raise ConfigError(
                         f"without root, {name} can only map your own id ({own}) once, e.g. "
                         f"[IdMap(0, {own})]; wider maps need root (or newuidmap, not used)")
+
+    @classmethod
+    def of(cls, *names: str, **options: Any) -> Namespaces:
+        """New namespaces of exactly the kinds named; the host's for the others.
+
+        ``Namespaces.of("pid", "mount")``. Without ``"user"`` the user namespace stays
+        automatic (new when not root). ``options`` are the other fields (maps, offsets).
+
+        Raises:
+            ConfigError: an unknown name.
+        """
+        unknown = sorted(set(names) - set(NAMES))
+        if unknown:
+            raise ConfigError(f"unknown namespace {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(NAMES)}")
+        kinds: dict[str, Any] = {name: name in names for name in NAMES if name != "user"}
+        if "user" in names:
+            kinds["user"] = True
+        return cls(**kinds, **options)
 
     # -- the spec, as the spawn code needs it --------------------------------------------------
 
@@ -222,8 +255,8 @@ class Namespaces:
             return None, None, False
         rootless = os.geteuid() != 0
         if rootless:
-            uid_map = self.uid_map or (IdMap(0, os.geteuid()),)
-            gid_map = self.gid_map or (IdMap(0, os.getegid()),)
+            uid_map: Sequence[IdMap] = self.uid_map or (IdMap(0, os.geteuid()),)
+            gid_map: Sequence[IdMap] = self.gid_map or (IdMap(0, os.getegid()),)
         else:
             uid_map = self.uid_map or (IdMap(0, 0, 65536),)
             gid_map = self.gid_map or (IdMap(0, 0, 65536),)

@@ -6,6 +6,7 @@ hit another process that reused the pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import selectors
@@ -14,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import IO, Any, Union
+from typing import IO, Any
 
 from typing_extensions import Self
 
@@ -26,8 +27,8 @@ STDOUT = subprocess.STDOUT
 
 #: What ``stdin``/``stdout``/``stderr`` accept: None (inherit), PIPE, DEVNULL, STDOUT (stderr
 #: only), an fd, or an object with ``fileno()``.
-StdioSpec = Union[None, int, IO[Any]]
-Args = Sequence[Union[str, bytes, "os.PathLike[str]"]]
+StdioSpec = None | int | IO[Any]
+Args = Sequence[str | bytes | os.PathLike[str]]
 
 
 class CompletedProcess(subprocess.CompletedProcess[Any]):
@@ -95,7 +96,7 @@ class Process:
     def poll(self) -> int | None:
         """Reap the process if it has exited; return ``returncode`` (None while running)."""
         if self.returncode is None and self._pidfd >= 0:
-            info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)  # type: ignore[attr-defined]
+            info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
             if info is not None and info.si_pid != 0:
                 self._set_status(info)
         return self.returncode
@@ -134,10 +135,8 @@ class Process:
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the process; does nothing once it has been reaped."""
         if self.returncode is None and self._pidfd >= 0:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
                 signal.pidfd_send_signal(self._pidfd, sig)
-            except ProcessLookupError:
-                pass  # exited, not yet reaped
 
     def terminate(self) -> None:
         """Send SIGTERM."""
@@ -228,10 +227,8 @@ class Process:
 
     def __del__(self) -> None:
         if getattr(self, "_pidfd", -1) >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._pidfd)
-            except OSError:
-                pass
 
 
 def collect(process: Process, input: bytes | None, timeout: float | None, text: bool,

@@ -51,7 +51,7 @@ INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsbox-in
 
 # Hints appended to errors where the errno alone misleads (bubblewrap's mount_strerror idea).
 _HINTS: dict[tuple[str, int], str] = {
-    ("clone", errno.EPERM): "creating these namespaces needs root, or user=True for a user namespace",
+    ("clone", errno.EPERM): "creating these namespaces needs root, or a user namespace",
     ("clone", errno.ENOSPC): "a namespace limit in /proc/sys/user/max_*_namespaces was reached",
     ("clone", errno.EINVAL): "the kernel does not support one of the requested namespaces",
     ("setns", errno.EINVAL): "the namespace to join is not of the expected type",

@@ -58,8 +58,9 @@ def build_init_binary(compiler: Any, output: str, build_temp: str) -> None:
     out_dir, name = os.path.split(output)
     try:
         # Static: no dynamic loader work at each container start, and no libc needed inside.
-        compiler.link_executable(objects, name, output_dir=out_dir, extra_postargs=["-static", "-s"])
-    except Exception:  # noqa: BLE001 - any link failure: libc.a is missing; fall back
+        compiler.link_executable(objects, name, output_dir=out_dir,
+                                 extra_postargs=["-static", "-s"])
+    except Exception:
         compiler.link_executable(objects, name, output_dir=out_dir)
 
 
