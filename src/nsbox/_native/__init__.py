@@ -172,6 +172,11 @@ def _to_c(spec: ProcessSpec, keep: list[Any]) -> Any:
     return c
 
 
+def has_clone3() -> bool:
+    """Whether the kernel has clone3 (and so CLONE_INTO_CGROUP on 5.7+)."""
+    return bool(_lib.nsbox_has_clone3())
+
+
 def step_name(step: int) -> str:
     """The name of a setup step, as the C side calls it."""
     return str(_ffi.string(_lib.nsbox_step_name(step)).decode())

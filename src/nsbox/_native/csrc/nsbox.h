@@ -113,3 +113,6 @@ struct nsbox_result {
 int nsbox_spawn(const struct nsbox_spec *spec, struct nsbox_result *result);
 
 const char *nsbox_step_name(int step);
+
+/* 1 when the kernel has clone3 (Linux 5.3), which nsbox_spawn prefers. */
+int nsbox_has_clone3(void);

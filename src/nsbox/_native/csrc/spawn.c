@@ -68,6 +68,12 @@ const char *nsbox_step_name(int step)
     return step_names[step];
 }
 
+int nsbox_has_clone3(void)
+{
+    /* A null argument block: EFAULT/EINVAL where clone3 exists, ENOSYS where it does not. */
+    return syscall(SYS_clone3, NULL, 0) < 0 && errno != ENOSYS;
+}
+
 static int set_error(struct nsbox_result *res, int step, int err, const char *detail)
 {
     res->step = step;
