@@ -8,9 +8,10 @@ reverse order, whatever happened inside.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
 from typing import IO, Any
@@ -20,6 +21,7 @@ from typing_extensions import Self
 
 from . import _native
 from . import errors as nsbox_errors
+from .cgroup import CGroup, CGroupStats
 from .errors import ConfigError, LifecycleError
 from .namespaces import CLONE_FLAGS, PROC_NS_FILE, Namespaces
 from .process import DEVNULL, PIPE, STDOUT, Args, CompletedProcess, Process, StdioSpec, collect
@@ -152,6 +154,9 @@ class Container:
         namespaces: a :class:`Namespaces` spec (default: new pid, net, uts, ipc, mount and
             cgroup namespaces, and a user namespace when not root). If it is entered already,
             the container joins its namespaces.
+        cgroup: a :class:`CGroup`: every process of the container is inside it before it
+            executes anything. Given unentered, the container enters it and removes it on
+            teardown; entered by you, it stays yours.
         hostname: the hostname in a new uts namespace (default ``"nsbox"``).
         env: environment variables added to the clean default (``PATH``, ``HOME``, ...).
         cwd: the working directory of processes (default ``/``).
@@ -165,6 +170,7 @@ class Container:
     """
 
     def __init__(self, *parts: object, namespaces: Namespaces | None = None,
+                 cgroup: CGroup | None = None,
                  hostname: str | None = "nsbox", domainname: str | None = None,
                  env: Mapping[str, str] | None = None, cwd: str = "/", user: int = 0,
                  group: int | None = None, groups: Sequence[int] = (),
@@ -174,9 +180,17 @@ class Container:
                 if namespaces is not None:
                     raise ConfigError("Container got two Namespaces")
                 namespaces = part
+            elif isinstance(part, CGroup):
+                if cgroup is not None:
+                    raise ConfigError("Container got two CGroups")
+                cgroup = part
             else:
-                raise ConfigError(f"Container parts are Namespaces, not {type(part).__name__}")
+                raise ConfigError(f"Container parts are Namespaces, CGroup, OverlayRootfs or "
+                                  f"PivotRoot, not {type(part).__name__}")
+        if cgroup is not None and not isinstance(cgroup, CGroup):
+            raise ConfigError(f"cgroup must be an nsbox.CGroup, not {type(cgroup).__name__}")
         self.namespaces = namespaces if namespaces is not None else Namespaces()
+        self.cgroup = cgroup
         self.options = ContainerOptions(hostname=hostname, domainname=domainname, env=env,
                                         cwd=cwd, user=user, group=group, groups=groups,
                                         rlimits=rlimits or {})
@@ -210,7 +224,26 @@ class Container:
                  tb: TracebackType | None) -> None:
         self._teardown()
 
+    def _enter_cgroup(self) -> None:
+        # A CGroup the caller entered stays theirs; one given unentered is ours to enter and,
+        # on teardown, to kill and remove.
+        cgroup = self.cgroup
+        if cgroup is None:
+            return
+        try:
+            cgroup.placement()
+        except LifecycleError:
+            self._stack.enter_context(cgroup)
+
+    def _placement(self) -> dict[str, Any]:
+        if self.cgroup is None:
+            return {}
+        placement = self.cgroup.placement()
+        fd = placement.clone_into_fd
+        return {"cgroup_fd": -1 if fd is None else fd, "cgroup_procs_fds": placement.procs_fds}
+
     def _start_init(self) -> None:
+        self._enter_cgroup()
         ns = self.namespaces
         live = ns._live
         join_fds: list[int] = []
@@ -242,6 +275,7 @@ class Container:
                 loopback_up=bool(new_ns & CLONE_FLAGS["net"]),
                 new_session=True,
                 fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)],
+                **self._placement(),
             )
             spawned = _native.spawn(spec)
         finally:
@@ -280,6 +314,7 @@ class Container:
             return
         self._state = "stopping"
         try:
+            self._thaw_for_teardown()
             for process in list(self._processes):
                 process.kill()
             if self._control >= 0:
@@ -299,6 +334,14 @@ class Container:
             self._processes.clear()
             self._state = "closed"
             self._stack.close()
+
+    def _thaw_for_teardown(self) -> None:
+        # A frozen process does not act on SIGKILL under the v1 freezer, and a frozen init
+        # never sees its control pipe close.
+        if self.cgroup is not None:
+            with contextlib.suppress(LifecycleError):
+                if self.cgroup.frozen:
+                    self.cgroup.thaw()
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -354,12 +397,48 @@ class Container:
                 # setgroups (rootless), where the only group is our own anyway.
                 groups=None if self._setgroups_denied and not opts.groups else opts.groups,
                 fds=stdio.child_fds,
+                **self._placement(),
             )
+            oom_check = self._oom_check()
             spawned = _native.spawn(spec)
-            process = Process(list(args), spawned.pid, spawned.pidfd, *stdio.parent_files())
+            process = Process(list(args), spawned.pid, spawned.pidfd, *stdio.parent_files(),
+                              oom_check=oom_check)
         self._processes.add(process)
         process._on_reaped = self._processes.discard
         return process
+
+    def _oom_check(self) -> Callable[[], bool] | None:
+        # The kernel counts OOM kills per cgroup, not per process: a process that died of
+        # SIGKILL while the count went up since it started is reported as OOM-killed.
+        cgroup = self.cgroup
+        if cgroup is None:
+            return None
+        baseline = cgroup.oom_kills()
+        return lambda: cgroup.oom_kills() > baseline
+
+    # -- the cgroup ----------------------------------------------------------------------------
+
+    def _cgroup(self, what: str) -> CGroup:
+        if self.cgroup is None:
+            raise LifecycleError(f"{what} needs a cgroup: Container(cgroup=nsbox.CGroup(...))")
+        return self.cgroup
+
+    def freeze(self, timeout: float = 10.0) -> None:
+        """Freeze every process of the container; returns once all are frozen."""
+        self._cgroup("freeze").freeze(timeout)
+
+    def thaw(self) -> None:
+        """Resume a frozen container."""
+        self._cgroup("thaw").thaw()
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the container is frozen."""
+        return self._cgroup("frozen").frozen
+
+    def stats(self) -> CGroupStats:
+        """The container's resource usage (memory, CPU, pids, OOM events), from its cgroup."""
+        return self._cgroup("stats").stats()
 
     def run(self, args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
             text: bool = False, timeout: float | None = None, check: bool = False,

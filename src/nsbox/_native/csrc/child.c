@@ -98,7 +98,7 @@ static void join_namespaces(const struct nsbox_spec *s, int report_fd)
         if (setns(s->join_fds[i], 0) < 0)
             fail(report_fd, NSBOX_STEP_SETNS, errno, "a namespace to join");
 
-    unsigned long flags = CLONE_PARENT | (unsigned long)(s->new_ns & ~NSBOX_CLONE_NEWTIME);
+    unsigned long flags = CLONE_PARENT | (unsigned long)(s->new_ns & ~NSBOX_LATE_NAMESPACES);
     long pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (pid < 0)
         fail(report_fd, NSBOX_STEP_FORK, errno, NULL);
@@ -300,6 +300,10 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
 
     if (s->new_ns & NSBOX_CLONE_NEWTIME)
         enter_new_time_namespace(s, report_fd);
+    /* Only now is the process in its cgroup (cgroup v1 places it during the sync), and a new
+     * cgroup namespace is rooted where its creator is: so that root is the container's cgroup. */
+    if ((s->new_ns & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+        fail(report_fd, NSBOX_STEP_CGROUPNS, errno, NULL);
 
     /* Nothing we mount may propagate back to the host's mount namespace. */
     if (s->make_mounts_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

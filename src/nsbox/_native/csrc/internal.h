@@ -10,6 +10,8 @@
 #define CLONE_NEWTIME 0x00000080ULL
 #endif
 #define NSBOX_CLONE_NEWTIME CLONE_NEWTIME
+/* Namespaces the child creates itself with unshare, after the parent's setup (see child.c). */
+#define NSBOX_LATE_NAMESPACES (NSBOX_CLONE_NEWTIME | CLONE_NEWCGROUP)
 
 /* What travels on the error pipe: one fixed-size record, written in one write() (atomic, since
  * it is smaller than PIPE_BUF). Zero bytes before EOF means execve succeeded. */

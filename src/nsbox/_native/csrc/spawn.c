@@ -36,6 +36,7 @@ static const char *const step_names[NSBOX_STEP_COUNT] = {
     [NSBOX_STEP_SETNS] = "setns",
     [NSBOX_STEP_FORK] = "fork",
     [NSBOX_STEP_TIMENS] = "time-namespace",
+    [NSBOX_STEP_CGROUPNS] = "cgroup-namespace",
     [NSBOX_STEP_MOUNT_PRIVATE] = "mount-private",
     [NSBOX_STEP_MOUNT_PROC] = "mount-proc",
     [NSBOX_STEP_ROOTFS] = "rootfs",
@@ -147,7 +148,7 @@ static int set_up_child(const struct nsbox_spec *s, pid_t pid, struct nsbox_resu
 
 static long clone_child(const struct nsbox_spec *s, int joins, int *pidfd)
 {
-    uint64_t flags = joins ? 0 : (s->new_ns & ~(uint64_t)NSBOX_CLONE_NEWTIME);
+    uint64_t flags = joins ? 0 : (s->new_ns & ~(uint64_t)NSBOX_LATE_NAMESPACES);
     /* With a double fork the pidfd would name the short-lived first child: open it later. */
     if (!joins)
         flags |= CLONE_PIDFD;
