@@ -38,7 +38,7 @@ def cgroup2(session: nox.Session) -> None:
     if not os.path.exists(CGROUP2_VM):
         session.skip("../shared/tools/cgroup2-vm is not here (it exists in nsbox's CI only)")
     session.run(CGROUP2_VM, "--", ".venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider",
-                "tests/integration/test_cgroup_v2_lane.py", *session.posargs, external=True)
+                "-m", "cgroup", *session.posargs, external=True)
 
 
 @nox.session(python=PYTHON)

@@ -27,6 +27,7 @@ class BuildExtWithInit(build_ext):
 
 
 setup(
-    cffi_modules=["src/nsbox/_native/_build.py:ffibuilder"],
+    cffi_modules=["src/nsbox/_native/_build.py:ffibuilder",
+                  "src/nsbox/security/_ffi_build.py:ffibuilder"],
     cmdclass={"build_ext": BuildExtWithInit},
 )

@@ -25,6 +25,9 @@ from .process import PIPE as PIPE
 from .process import STDOUT as STDOUT
 from .process import CompletedProcess as CompletedProcess
 from .process import Process as Process
+from .security import ArgCondition as ArgCondition
+from .security import SeccompProfile as SeccompProfile
+from .security import SyscallRule as SyscallRule
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,7 @@ __all__ = [
     "DEVNULL",
     "PIPE",
     "STDOUT",
+    "ArgCondition",
     "CGroupError",
     "CalledProcessError",
     "CompletedProcess",
@@ -44,7 +48,9 @@ __all__ = [
     "Namespaces",
     "NsboxError",
     "Process",
+    "SeccompProfile",
     "SpawnError",
+    "SyscallRule",
     "TimeoutExpired",
     "UnsupportedError",
     "__version__",

@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep the host's namespace of this kind (net, ipc, ...); repeatable")
     run.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE")
     run.add_argument("--cwd", default="/")
+    run.add_argument("-t", "--tty", action="store_true",
+                     help="give the command a pseudo-terminal attached to yours")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep stdin open (always the case; accepted for docker-style -it)")
     run.add_argument("command", nargs=argparse.REMAINDER)
     return parser
 
@@ -41,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = dict(item.split("=", 1) for item in args.env)
         namespaces = Namespaces.of(*[n for n in NAMES if n not in args.share and n != "user"])
         with Container(namespaces, hostname=args.hostname, env=env, cwd=args.cwd) as container:
-            process = container.spawn(command)
-            return_code = process.wait()
+            return_code = (container.shell(command) if args.tty
+                           else container.spawn(command).wait())
     except (NsboxError, OSError, ValueError) as exc:
         print(f"nsbox: {exc}", file=sys.stderr)
         return 125

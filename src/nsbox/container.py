@@ -14,19 +14,32 @@ import resource
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
-from typing import IO, Any
+from typing import Any, TypeVar
 
 import attrs
 from typing_extensions import Self
 
 from . import _native
 from . import errors as nsbox_errors
+from ._launch import DEFAULT_PATH, argv_of, check_env, env_block
+from ._stdio import Stdio
 from .cgroup import CGroup, CGroupStats
 from .errors import ConfigError, LifecycleError
 from .namespaces import CLONE_FLAGS, PROC_NS_FILE, Namespaces
-from .process import DEVNULL, PIPE, STDOUT, Args, CompletedProcess, Process, StdioSpec, collect
+from .process import (
+    PIPE,
+    Args,
+    CompletedProcess,
+    Process,
+    StdioSpec,
+    collect,
+    collect_async,
+)
+from .rootfs import OverlayRootfs, PivotRoot, as_pivot_root
+from .security import SeccompProfile
+from .security import _policy as security
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+T = TypeVar("T")
 _INIT_TIMEOUT = 5.0
 _NEEDS_OWN_PROC = CLONE_FLAGS["mount"] | CLONE_FLAGS["pid"]
 
@@ -43,16 +56,8 @@ def _check_hostname(instance: Any, attribute: Any, value: Any) -> None:
 
 
 def _check_env(instance: Any, attribute: Any, value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"env must be a mapping of str to str, not {type(value).__name__}")
-    for key, val in value.items():
-        if not isinstance(key, str) or not isinstance(val, str):
-            raise ConfigError(f"env must map str to str; got {key!r}: {val!r}")
-        if not key or "=" in key or "\0" in key or "\0" in val:
-            raise ConfigError(f"env name {key!r} must be non-empty without '=' or NUL, and its "
-                              "value without NUL")
+    if value is not None:
+        check_env(value)
 
 
 def _check_cwd(instance: Any, attribute: Any, value: Any) -> None:
@@ -107,6 +112,14 @@ class ContainerOptions:
     group: int | None = attrs.field(default=None, validator=_check_id)
     groups: Sequence[int] = attrs.field(default=(), converter=_id_tuple, validator=_check_groups)
     rlimits: Mapping[str, RlimitValue] = attrs.field(factory=dict, validator=_check_rlimits)
+    cap_add: Sequence[str] = attrs.field(default=(), converter=security.to_capabilities)
+    cap_drop: Sequence[str] = attrs.field(default=(), converter=security.to_capabilities)
+    seccomp: SeccompProfile | None = attrs.field(factory=SeccompProfile.default,
+                                                 converter=security.to_seccomp)
+    no_new_privs: bool = attrs.field(default=True, validator=security.check_bool)
+    oom_score_adj: int | None = attrs.field(default=None,
+                                            validator=security.check_oom_score_adj)
+    protect_system_paths: bool = attrs.field(default=True, validator=security.check_bool)
 
     def environment(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         """The environment of a process: a clean default, the container's, then ``extra``."""
@@ -127,21 +140,8 @@ class ContainerOptions:
         return out
 
 
-def _argv(args: Args) -> list[bytes]:
-    if isinstance(args, (str, bytes)):
-        raise ConfigError("args must be a list like ['ls', '-l'], not a string "
-                          "(use ['sh', '-c', command] for a shell command line)")
-    argv = [os.fsencode(a) for a in args]
-    if not argv or not argv[0]:
-        raise ConfigError("args must name a program to run")
-    if any(b"\0" in a for a in argv):
-        raise ConfigError("args must not contain NUL bytes")
-    return argv
-
-
-def _env_block(env: Mapping[str, str]) -> list[bytes]:
-    _check_env(None, None, env)
-    return [f"{k}={v}".encode() for k, v in env.items()]
+_argv = argv_of
+_env_block = env_block
 
 
 class Container:
@@ -162,6 +162,20 @@ class Container:
         cwd: the working directory of processes (default ``/``).
         user, group, groups: the uid, gid and supplementary groups of processes inside.
         rlimits: resource limits by name (``{"nofile": 1024, "core": (0, 0)}``).
+        cap_add, cap_drop: capabilities of root in the container, by name, from Docker's
+            default set (``"ALL"`` allowed); a non-root user has none. See docs/security.md.
+        seccomp: ``"default"`` (Docker's profile), a :class:`SeccompProfile`, an OCI
+            ``linux.seccomp`` mapping, or None for no filter.
+        no_new_privs: no program executed inside gains privileges (setuid bits, file
+            capabilities); on by default.
+        oom_score_adj: -1000..1000 for every process of the container (lowering it needs
+            CAP_SYS_RESOURCE).
+        protect_system_paths: mask ``/proc/kcore`` and the like, make ``/proc/sys``,
+            ``/proc/sysrq-trigger`` and ``/sys`` read-only inside (as runc does).
+        rootfs: the container's own root filesystem: a :class:`PivotRoot`, an
+            :class:`OverlayRootfs` or a directory (both with PivotRoot's default plan); also
+            accepted positionally. Given unentered, the container enters it and leaves it on
+            teardown. None (default): the host's filesystem, in a private mount namespace.
 
     Raises:
         ConfigError: on construction, for anything invalid.
@@ -174,7 +188,13 @@ class Container:
                  hostname: str | None = "nsbox", domainname: str | None = None,
                  env: Mapping[str, str] | None = None, cwd: str = "/", user: int = 0,
                  group: int | None = None, groups: Sequence[int] = (),
-                 rlimits: Mapping[str, RlimitValue] | None = None) -> None:
+                 rlimits: Mapping[str, RlimitValue] | None = None,
+                 cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (),
+                 seccomp: SeccompProfile | str | Mapping[str, Any] | None = "default",
+                 no_new_privs: bool = True, oom_score_adj: int | None = None,
+                 protect_system_paths: bool = True,
+                 rootfs: PivotRoot | OverlayRootfs | str | os.PathLike[str] | None = None,
+                 ) -> None:
         for part in parts:
             if isinstance(part, Namespaces):
                 if namespaces is not None:
@@ -184,6 +204,10 @@ class Container:
                 if cgroup is not None:
                     raise ConfigError("Container got two CGroups")
                 cgroup = part
+            elif isinstance(part, (PivotRoot, OverlayRootfs)):
+                if rootfs is not None:
+                    raise ConfigError("Container got two root filesystems")
+                rootfs = part
             else:
                 raise ConfigError(f"Container parts are Namespaces, CGroup, OverlayRootfs or "
                                   f"PivotRoot, not {type(part).__name__}")
@@ -191,9 +215,17 @@ class Container:
             raise ConfigError(f"cgroup must be an nsbox.CGroup, not {type(cgroup).__name__}")
         self.namespaces = namespaces if namespaces is not None else Namespaces()
         self.cgroup = cgroup
+        self.rootfs = as_pivot_root(rootfs)
+        if self.rootfs is not None and self.namespaces.mount is not True:
+            raise ConfigError("a root filesystem needs a new mount namespace "
+                              "(Namespaces(mount=True))")
         self.options = ContainerOptions(hostname=hostname, domainname=domainname, env=env,
                                         cwd=cwd, user=user, group=group, groups=groups,
-                                        rlimits=rlimits or {})
+                                        rlimits=rlimits or {}, cap_add=cap_add,
+                                        cap_drop=cap_drop, seccomp=seccomp,
+                                        no_new_privs=no_new_privs, oom_score_adj=oom_score_adj,
+                                        protect_system_paths=protect_system_paths)
+        self._security = security.Policy.of(self.options)
         self._state = "new"
         self._stack = ExitStack()
         self._init: Process | None = None
@@ -260,6 +292,8 @@ class Container:
                 fd = os.open(join.path(name), os.O_RDONLY | os.O_CLOEXEC)
                 self._stack.callback(os.close, fd)
                 join_fds.append(fd)
+        rootfs = None if self.rootfs is None else self.rootfs._for_container(
+            self._stack, ns, new_ns, uid_map, gid_map)
         control_read, self._control = os.pipe2(os.O_CLOEXEC)
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -269,13 +303,16 @@ class Container:
                 join_fds=join_fds, uid_map=uid_map, gid_map=gid_map,
                 deny_setgroups=deny_setgroups, timens_offsets=ns.timens_offsets(),
                 make_mounts_private=bool(new_ns & CLONE_FLAGS["mount"]),
-                mount_proc=new_ns & _NEEDS_OWN_PROC == _NEEDS_OWN_PROC,
+                mount_proc=new_ns & _NEEDS_OWN_PROC == _NEEDS_OWN_PROC and rootfs is None,
+                rootfs=rootfs,
                 hostname=self._uts_name(new_ns, self.options.hostname),
                 domainname=self._uts_name(new_ns, self.options.domainname),
                 loopback_up=bool(new_ns & CLONE_FLAGS["net"]),
                 new_session=True,
                 fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)],
                 **self._placement(),
+                **self._security.process_fields(
+                    -1, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])),
             )
             spawned = _native.spawn(spec)
         finally:
@@ -355,7 +392,7 @@ class Container:
     def spawn(self, args: Args, *, stdin: StdioSpec = None, stdout: StdioSpec = None,
               stderr: StdioSpec = None, env: Mapping[str, str] | None = None,
               cwd: str | None = None, user: int | None = None,
-              group: int | None = None) -> Process:
+              group: int | None = None, tty: bool | tuple[int, int] = False) -> Process:
         """Start a process in the container and return at once.
 
         Args:
@@ -365,6 +402,10 @@ class Container:
                 only), an fd, or a file object.
             env: variables added to the container's environment for this process.
             cwd, user, group: override the container's for this process.
+            tty: give the process a pseudo-terminal (``True``: the caller's terminal size,
+                or ``(rows, columns)``): every stdio left None is its slave end, it becomes
+                the controlling terminal of the process's new session, and the master end is
+                ``process.pty``.
 
         Raises:
             ConfigError: invalid arguments (nothing was started).
@@ -386,35 +427,31 @@ class Container:
         if self._state != "running":
             raise LifecycleError(f"the container is {self._state}, not running")
 
-        with _Stdio(stdin, stdout, stderr) as stdio:
+        with Stdio(stdin, stdout, stderr, tty=tty) as stdio:
             spec = _native.ProcessSpec(
                 argv=argv, path=argv[0], envp=envp,
                 search_path=environment.get("PATH", DEFAULT_PATH).encode(),
                 join_pidfd=join_pidfd, join_pidfd_flags=self._join_flags,
                 rlimits=opts.rlimit_triples(), new_session=True,
+                controlling_tty=stdio.controlling_tty,
                 cwd=(cwd or opts.cwd).encode(), uid=uid, gid=gid,
                 # Clear inherited supplementary groups, except where the user namespace forbids
                 # setgroups (rootless), where the only group is our own anyway.
                 groups=None if self._setgroups_denied and not opts.groups else opts.groups,
                 fds=stdio.child_fds,
                 **self._placement(),
+                **self._security.process_fields(uid),
             )
             oom_check = self._oom_check()
             spawned = _native.spawn(spec)
             process = Process(list(args), spawned.pid, spawned.pidfd, *stdio.parent_files(),
-                              oom_check=oom_check)
+                              oom_check=oom_check, pty=stdio.pty)
         self._processes.add(process)
         process._on_reaped = self._processes.discard
         return process
 
     def _oom_check(self) -> Callable[[], bool] | None:
-        # The kernel counts OOM kills per cgroup, not per process: a process that died of
-        # SIGKILL while the count went up since it started is reported as OOM-killed.
-        cgroup = self.cgroup
-        if cgroup is None:
-            return None
-        baseline = cgroup.oom_kills()
-        return lambda: cgroup.oom_kills() > baseline
+        return None if self.cgroup is None else self.cgroup.oom_check()
 
     # -- the cgroup ----------------------------------------------------------------------------
 
@@ -439,6 +476,64 @@ class Container:
     def stats(self) -> CGroupStats:
         """The container's resource usage (memory, CPU, pids, OOM events), from its cgroup."""
         return self._cgroup("stats").stats()
+
+    def shell(self, args: Args = ("/bin/sh",), **options: Any) -> int:
+        """Run an interactive program attached to your terminal; return its returncode.
+
+        The program gets a pseudo-terminal of your terminal's size, which follows yours
+        (SIGWINCH); your terminal is in raw mode until it exits, and restored afterwards.
+        ``options`` are those of :meth:`spawn`.
+        """
+        from ._terminal import attach
+
+        with self.spawn(args, tty=True, **options) as process:
+            return attach(process)
+
+    exec = spawn
+    """``exec`` is :meth:`spawn`: every process joins the running container the same way."""
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in the container and return its result.
+
+        A fresh interpreter (this one's ``sys.executable``, with this ``sys.path``) runs the
+        call inside: in the container's namespaces and cgroup, as its user. An exception
+        raised inside is raised here, with the remote traceback as its ``__cause__``.
+        Without cloudpickle (``pip install nsbox[call]``) ``fn`` must be importable by name.
+
+        Raises:
+            CallError: the interpreter died without replying (``.oom_killed`` says whether
+                the cgroup's OOM killer ended it), or the result could not be pickled.
+            TypeError: ``fn`` or its arguments cannot be pickled.
+        """
+        return self.call_with(fn, args, kwargs)
+
+    def call_with(self, fn: Callable[..., T], args: Sequence[Any] = (),
+                  kwargs: Mapping[str, Any] | None = None, *,
+                  timeout: float | None = None) -> T:
+        """:meth:`call` with its options: ``timeout`` kills the call and raises
+        :class:`TimeoutExpired`."""
+        from ._call import call
+
+        result: T = call(self, fn, tuple(args), dict(kwargs or {}), timeout)
+        return result
+
+    async def run_async(self, args: Args, *, input: bytes | str | None = None,
+                        capture_output: bool = True, text: bool = False,
+                        timeout: float | None = None, check: bool = False,
+                        **options: Any) -> CompletedProcess:
+        """:meth:`run` for asyncio: the event loop waits on the pidfd and the pipes.
+
+        Cancelling the task kills the process (and its process group) and reaps it.
+        ``options`` are those of :meth:`spawn`.
+        """
+        if isinstance(input, str):
+            input = input.encode()
+        if input is not None:
+            options["stdin"] = PIPE
+        if capture_output:
+            options["stdout"] = options["stderr"] = PIPE
+        process = self.spawn(args, **options)
+        return await collect_async(process, input, timeout, text, check)
 
     def run(self, args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
             text: bool = False, timeout: float | None = None, check: bool = False,
@@ -465,68 +560,6 @@ class Container:
         process = self.spawn(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                              user=user, group=group)
         return collect(process, input, timeout, text, check)
-
-
-class _Stdio:
-    """The three stdio ends of a new process: pipes made here, closed on the parent's side."""
-
-    def __init__(self, stdin: StdioSpec, stdout: StdioSpec, stderr: StdioSpec) -> None:
-        self._to_close: list[int] = []
-        self._parent: list[IO[bytes] | None] = [None, None, None]
-        self.child_fds: list[tuple[int, int]] = []
-        try:
-            for target, spec in enumerate((stdin, stdout, stderr)):
-                self.child_fds.append((self._child_end(target, spec), target))
-        except BaseException:
-            self._close_all()
-            raise
-
-    def _child_end(self, target: int, spec: StdioSpec) -> int:
-        if spec is None:
-            return target
-        if spec == PIPE:
-            read_end, write_end = os.pipe2(os.O_CLOEXEC)
-            mine, theirs = (write_end, read_end) if target == 0 else (read_end, write_end)
-            self._parent[target] = open(  # noqa: SIM115 - the Process owns and closes it
-                mine, "wb" if target == 0 else "rb", buffering=0)
-            self._to_close.append(theirs)
-            return theirs
-        if spec == DEVNULL:
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            self._to_close.append(fd)
-            return fd
-        if spec == STDOUT:
-            if target != 2:
-                raise ConfigError("STDOUT is only valid for stderr")
-            return self.child_fds[1][0]
-        if isinstance(spec, int) and not isinstance(spec, bool):
-            if spec < 0:
-                raise ConfigError(f"invalid stdio value {spec}")
-            return spec
-        if hasattr(spec, "fileno"):
-            return int(spec.fileno())
-        raise ConfigError(f"stdio must be None, PIPE, DEVNULL, STDOUT, an fd or a file, "
-                          f"not {spec!r}")
-
-    def parent_files(self) -> tuple[IO[bytes] | None, IO[bytes] | None, IO[bytes] | None]:
-        stdin, stdout, stderr = self._parent
-        return stdin, stdout, stderr
-
-    def _close_all(self) -> None:
-        for fd in self._to_close:
-            os.close(fd)
-        self._to_close.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._close_all()  # the child has its copies now
-        if exc_type is not None:
-            for f in self._parent:
-                if f is not None:
-                    f.close()
 
 
 def run(args: Args, *, input: bytes | str | None = None, capture_output: bool = True,

@@ -10,6 +10,7 @@
     ├── SpawnError (OSError)             a container process failed before exec; names the step
     │   ├── SpawnFileNotFoundError (FileNotFoundError)
     │   └── SpawnPermissionError (PermissionError)
+    ├── CallError (RuntimeError)         Container.call's process died without a result
     ├── TimeoutExpired (subprocess.TimeoutExpired)
     └── CalledProcessError (subprocess.CalledProcessError)
 """
@@ -83,6 +84,32 @@ def spawn_error(step: str, err: int, detail: str = "", hint: str = "") -> SpawnE
     if err in (_errno.EPERM, _errno.EACCES):
         return SpawnPermissionError(step, err, detail, hint)
     return SpawnError(step, err, detail, hint)
+
+
+class CallError(NsboxError, RuntimeError):
+    """``Container.call`` got no result: the interpreter inside died or could not reply.
+
+    Attributes:
+        returncode: the exit status of the interpreter (negative for a signal).
+        oom_killed: whether the cgroup's OOM killer ended it.
+    """
+
+    def __init__(self, message: str, returncode: int | None = None,
+                 oom_killed: bool = False) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.oom_killed = oom_killed
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised inside a container, attached as ``__cause__``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\n(raised inside the container)\n{self.text}"
 
 
 class TimeoutExpired(NsboxError, subprocess.TimeoutExpired):

@@ -278,7 +278,11 @@ class Namespaces:
 
         if self._live is not None:
             raise LifecycleError("this Namespaces is already entered; use a new one")
-        live = Container(self)
+        from .security._policy import UNCONFINED
+
+        # Alone, Namespaces is a namespace tool like unshare(1), not a sandbox: root inside
+        # keeps every capability and no filter applies (docs/security.md). Use a Container.
+        live = Container(self, **UNCONFINED)
         live.__enter__()
         self._live = live
         return self

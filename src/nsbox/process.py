@@ -63,18 +63,21 @@ class Process:
         args: the command line.
         pid: the process id as the host sees it.
         stdin, stdout, stderr: binary file objects for the ends given as ``PIPE``, else None.
+        pty: the master end of the process's pseudo-terminal (``spawn(tty=True)``), else None.
         returncode: None while running; the exit status, or ``-signal`` if killed.
     """
 
     def __init__(self, args: Any, pid: int, pidfd: int, stdin: IO[bytes] | None,
                  stdout: IO[bytes] | None, stderr: IO[bytes] | None,
-                 oom_check: Callable[[], bool] | None = None) -> None:
+                 oom_check: Callable[[], bool] | None = None,
+                 pty: IO[bytes] | None = None) -> None:
         self.args = args
         self.pid = pid
         self._pidfd = pidfd
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self.pty = pty
         self.returncode: int | None = None
         self._oom_check = oom_check
         self._oom_killed = False
@@ -131,6 +134,32 @@ class Process:
             self._oom_killed = self._oom_check()
         if self._on_reaped is not None:
             self._on_reaped(self)
+
+    async def wait_async(self) -> int:
+        """Wait for the exit from asyncio, polling the pidfd with the event loop."""
+        from ._aio import wait
+
+        return await wait(self)
+
+    def kill_group(self) -> None:
+        """SIGKILL the process and every process in its process group.
+
+        Each process starts in a new session and so leads its own process group; its
+        children stay in it unless they make their own. While the process is unreaped, its
+        pid (and so the group id) cannot be reused.
+        """
+        if self.returncode is None and self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.kill()
+
+    def resize(self, rows: int, columns: int) -> None:
+        """Set the window size of the process's pseudo-terminal (it gets SIGWINCH)."""
+        if self.pty is None:
+            raise ValueError("resize needs a process started with tty=True")
+        from ._stdio import set_window_size
+
+        set_window_size(self.pty.fileno(), rows, columns)
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the process; does nothing once it has been reaped."""
@@ -218,7 +247,7 @@ class Process:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        for stream in (self.stdin, self.stdout, self.stderr):
+        for stream in (self.stdin, self.stdout, self.stderr, self.pty):
             if stream is not None:
                 stream.close()
         if exc_type is not None and self.returncode is None:
@@ -231,6 +260,38 @@ class Process:
                 os.close(self._pidfd)
 
 
+def completed(process: Process, out: bytes | None, err: bytes | None, text: bool,
+              check: bool) -> CompletedProcess:
+    """The CompletedProcess of a reaped process, raising for ``check``."""
+    result = CompletedProcess(process.args, process.wait(),
+                              _decode(out) if text else out, _decode(err) if text else err,
+                              process.oom_killed)
+    if check:
+        result.check_returncode()
+    return result
+
+
+async def collect_async(process: Process, input: bytes | None, timeout: float | None,
+                        text: bool, check: bool) -> CompletedProcess:
+    """``collect`` for asyncio: cancelling (or a timeout) kills the process and reaps it."""
+    import asyncio
+
+    from ._aio import communicate
+
+    try:
+        out, err = await asyncio.wait_for(communicate(process, input), timeout)
+    except BaseException as exc:
+        process.kill_group()
+        process.wait()  # SIGKILL makes this immediate; nothing may be left behind
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        if isinstance(exc, asyncio.TimeoutError):
+            raise TimeoutExpired(process.args, timeout or 0.0) from exc
+        raise
+    return completed(process, out, err, text, check)
+
+
 def collect(process: Process, input: bytes | None, timeout: float | None, text: bool,
             check: bool) -> CompletedProcess:
     """Run ``process`` to completion as ``subprocess.run`` does (the body of ``run``)."""
@@ -238,17 +299,12 @@ def collect(process: Process, input: bytes | None, timeout: float | None, text: 
         try:
             out, err = process.communicate(input, timeout)
         except TimeoutExpired as exc:
-            process.kill()
+            process.kill_group()
             out, err = process.communicate()
             raise TimeoutExpired(process.args, timeout or 0.0,
                                  _decode(out) if text else out,
                                  _decode(err) if text else err) from exc
         except BaseException:
-            process.kill()
+            process.kill_group()
             raise
-    result = CompletedProcess(process.args, process.wait(),
-                              _decode(out) if text else out, _decode(err) if text else err,
-                              process.oom_killed)
-    if check:
-        result.check_returncode()
-    return result
+    return completed(process, out, err, text, check)

@@ -27,6 +27,7 @@ INFO = detect()
 PREFIX = f"nsbox-{os.getpid()}-"
 
 pytestmark = [
+    pytest.mark.cgroup,
     pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root"),
     pytest.mark.skipif(INFO.version is None, reason="no cgroup hierarchy is mounted"),
 ]

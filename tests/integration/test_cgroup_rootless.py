@@ -22,7 +22,8 @@ INFO = detect()
 UID = 65534
 PREFIX = f"nsbox-{os.getpid()}-"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setting up the user needs root")
+pytestmark = [pytest.mark.cgroup,
+              pytest.mark.skipif(os.geteuid() != 0, reason="setting up the user needs root")]
 
 ENTER = """
     import json

@@ -53,7 +53,7 @@ def test_ipc_objects_made_inside_are_invisible_outside(container: nsbox.Containe
 
 def test_mount_made_inside_is_invisible_on_host(host_state: HostState) -> None:
     """A tmpfs mounted inside does not appear in the host's mount table."""
-    with nsbox.Container() as c:
+    with nsbox.Container(cap_add=["SYS_ADMIN"]) as c:  # mounting needs SYS_ADMIN
         c.run(["mount", "-t", "tmpfs", "nsbox-test", "/mnt"], check=True)
         inside = c.run(["cat", "/proc/self/mountinfo"], text=True).stdout
         assert "nsbox-test" in inside
@@ -89,7 +89,7 @@ def test_time_namespace_offsets_the_monotonic_clock() -> None:
 
 def test_joining_another_containers_network_namespace() -> None:
     """Join(pid) enters the namespace of a running container; other namespaces stay new."""
-    with nsbox.Container() as first:
+    with nsbox.Container(cap_add=["NET_ADMIN"]) as first:
         first.run(["ip", "link", "add", "nsbox-a0", "type", "veth", "peer", "name", "nsbox-a1"],
                   check=True)
         ns = nsbox.Namespaces(net=nsbox.Join(first.init_pid))
@@ -101,7 +101,7 @@ def test_joining_another_containers_network_namespace() -> None:
 
 def test_joining_a_network_namespace_by_path() -> None:
     """Join(path) accepts a namespace file such as /proc/PID/ns/net."""
-    with nsbox.Container() as first:
+    with nsbox.Container(cap_add=["NET_ADMIN"]) as first:
         first.run(["ip", "link", "add", "nsbox-b0", "type", "veth", "peer", "name", "nsbox-b1"],
                   check=True)
         ns = nsbox.Namespaces(net=nsbox.Join(f"/proc/{first.init_pid}/ns/net"))

@@ -31,7 +31,7 @@ def test_rootless_mounts_and_ipc_stay_inside(rootless_python: list[str]) -> None
     """Unprivileged: a tmpfs mounted and an IPC queue made inside are invisible outside."""
     result = run_rootless(rootless_python, """
         import json, subprocess, nsbox
-        with nsbox.Container() as c:
+        with nsbox.Container(cap_add=["SYS_ADMIN"]) as c:  # mounting needs SYS_ADMIN
             c.run(["mount", "-t", "tmpfs", "nsbox-rootless", "/mnt"], check=True)
             c.run(["ipcmk", "-Q"], check=True)
             inside_q = c.run(["ipcs", "-q"], text=True).stdout.count("0x")

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ..errors import UnsupportedError, spawn_error
+from .mounts import RootfsSpec, rootfs_to_c
 
 try:
     from . import _nsbox  # type: ignore[attr-defined]
@@ -88,11 +89,26 @@ class ProcessSpec:
     loopback_up: bool = False
     rlimits: Sequence[tuple[int, int, int]] = ()
     new_session: bool = False
+    controlling_tty: bool = False
     cwd: bytes | None = None
     uid: int = -1
     gid: int = -1
     groups: Sequence[int] | None = None
     fds: Sequence[tuple[int, int]] = ()
+    # Security (csrc/security.c); capability sets are masks by capability number.
+    oom_score_adj: int | None = None
+    protect_system_paths: bool = False
+    cap_bounding: int | None = None      # None: leave every capability set as it is
+    cap_permitted: int = 0
+    cap_effective: int = 0
+    cap_inheritable: int = 0
+    cap_ambient: int = 0
+    cap_required: int = 0
+    no_new_privs: bool = False
+    seccomp_bpf: bytes | None = None
+    seccomp_flags: int = 0
+    # The new root and its mount plan (PivotRoot; mounts.py, csrc/mounts.c), or None.
+    rootfs: RootfsSpec | None = None
 
 
 @attrs.frozen
@@ -152,6 +168,7 @@ def _to_c(spec: ProcessSpec, keep: list[Any]) -> Any:
         c.rlimits = rl
     c.n_rlimits = len(spec.rlimits)
     c.new_session = spec.new_session
+    c.controlling_tty = spec.controlling_tty
     c.cwd = _cstr(keep, spec.cwd)
     c.uid = spec.uid
     c.gid = spec.gid
@@ -169,6 +186,24 @@ def _to_c(spec: ProcessSpec, keep: list[Any]) -> Any:
     c.search_path = _cstr(keep, spec.search_path)
     c.argv = _cstr_array(keep, spec.argv)
     c.envp = _cstr_array(keep, spec.envp)
+    c.set_oom_score_adj = spec.oom_score_adj is not None
+    c.oom_score_adj = spec.oom_score_adj or 0
+    c.protect_system_paths = spec.protect_system_paths
+    c.set_caps = spec.cap_bounding is not None
+    c.cap_bounding = spec.cap_bounding or 0
+    c.cap_permitted = spec.cap_permitted
+    c.cap_effective = spec.cap_effective
+    c.cap_inheritable = spec.cap_inheritable
+    c.cap_ambient = spec.cap_ambient
+    c.cap_required = spec.cap_required
+    c.no_new_privs = spec.no_new_privs
+    if spec.seccomp_bpf is not None:
+        bpf = _ffi.new("unsigned char[]", spec.seccomp_bpf)
+        keep.append(bpf)
+        c.seccomp_bpf = bpf
+        c.seccomp_bpf_len = len(spec.seccomp_bpf)
+    c.seccomp_flags = spec.seccomp_flags
+    c.rootfs = rootfs_to_c(keep, spec.rootfs)
     return c
 
 

@@ -44,7 +44,8 @@ def make_ffibuilder() -> FFI:
     builder.set_source(
         "nsbox._native._nsbox",
         '#include "internal.h"\n#include <sched.h>\n',
-        sources=[_relative(os.path.join(CSRC, name)) for name in ("spawn.c", "child.c")],
+        sources=[_relative(os.path.join(CSRC, name))
+                 for name in ("spawn.c", "child.c", "security.c", "mounts.c")],
         include_dirs=[_relative(CSRC)],
         extra_compile_args=["-O2", "-std=gnu11", *WARNINGS],
     )

@@ -8,9 +8,10 @@ import os
 import re
 import secrets
 import signal as _signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from typing_extensions import Self, TypeAlias, Unpack  # noqa: UP035 - Python 3.9
@@ -37,6 +38,9 @@ from ._spec import (
     to_swap_max,
 )
 from ._stats import CGroupStats, Placement
+
+if TYPE_CHECKING:
+    from ..process import Args, CompletedProcess, Process, StdioSpec
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
@@ -155,6 +159,7 @@ class CGroup:
     _backend: Backend | None = attrs.field(default=None, init=False)
     _placement: Placement | None = attrs.field(default=None, init=False)
     _children: list[CGroup] = attrs.field(factory=list, init=False)
+    _processes: set[Process] = attrs.field(factory=set, init=False)
     _fs: Fs = attrs.field(default=REAL_FS, init=False)
 
     # -- spec ---------------------------------------------------------------------------
@@ -283,6 +288,8 @@ class CGroup:
             self._children.clear()
             assert backend is not None
             backend.destroy(self.teardown_timeout)
+            for process in list(self._processes):
+                process.wait()  # killed by destroy; they are our children to reap
         finally:
             if placement is not None:
                 fds = ([placement.clone_into_fd] if placement.clone_into_fd is not None
@@ -456,6 +463,66 @@ class CGroup:
         return self._live("frozen").frozen()
 
     # -- nesting ------------------------------------------------------------------------
+
+    def oom_check(self) -> Callable[[], bool]:
+        """A function telling whether an OOM kill happened here since this call.
+
+        The kernel counts OOM kills per cgroup, not per process: a process that died of
+        SIGKILL while the count went up is taken to be the one the OOM killer chose.
+        """
+        baseline = self.oom_kills()
+
+        def oom_killed() -> bool:
+            try:
+                return self.oom_kills() > baseline
+            except LifecycleError:  # reaped after teardown: the count is gone with the cgroup
+                return False
+
+        return oom_killed
+
+    def spawn(self, args: Args, *, stdin: StdioSpec = None, stdout: StdioSpec = None,
+              stderr: StdioSpec = None, env: Mapping[str, str] | None = None,
+              cwd: str | None = None) -> Process:
+        """Start a process inside this cgroup, with no namespaces: ``systemd-run --scope``.
+
+        The process is in the cgroup before it executes anything. It inherits the caller's
+        environment unless ``env`` is given; stdio as in :meth:`nsbox.Container.spawn`.
+        Leaving the cgroup kills and reaps it.
+
+        Raises:
+            LifecycleError: the cgroup is not entered.
+            FileNotFoundError, PermissionError, SpawnError: as for a container process.
+        """
+        from .._launch import launch
+
+        placement = self.placement()
+        process = launch(
+            args, env=dict(os.environ) if env is None else env, stdin=stdin, stdout=stdout,
+            stderr=stderr, cwd=cwd, oom_check=self.oom_check(),
+            cgroup_fd=-1 if placement.clone_into_fd is None else placement.clone_into_fd,
+            cgroup_procs_fds=placement.procs_fds)
+        self._processes.add(process)
+        process._on_reaped = self._processes.discard
+        return process
+
+    def run(self, args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
+            text: bool = False, timeout: float | None = None, check: bool = False,
+            **options: Any) -> CompletedProcess:
+        """Run a command inside this cgroup and wait for it, like ``subprocess.run``.
+
+        ``result.oom_killed`` tells whether the cgroup's OOM killer ended it. ``options`` are
+        those of :meth:`spawn`; output is captured by default.
+        """
+        from ..process import PIPE, collect
+
+        if isinstance(input, str):
+            input = input.encode()
+        if input is not None:
+            options["stdin"] = PIPE
+        if capture_output:
+            options.setdefault("stdout", PIPE)
+            options.setdefault("stderr", PIPE)
+        return collect(self.spawn(args, **options), input, timeout, text, check)
 
     def child(self, name: str | None = None, **limits: Unpack[LimitChanges]) -> CGroup:
         """A new, not yet entered, CGroup nested in this one.

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -291,6 +292,22 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
 
     reset_signal_handlers();
 
+    /* Security step 1 (security.c): oom_score_adj, inherited by everything forked from here. */
+    struct nsbox_failure failure;
+    if (nsbox_security_oom_score_adj(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+
+    /* Until execve this process is a copy of the host's Python. Non-dumpable, no process of
+     * the container (even root in it) can ptrace it or open its /proc/PID/exe, the
+     * CVE-2016-9962 and CVE-2019-5736 classes; execve makes the new program dumpable again.
+     * But a non-dumpable process's /proc/PID files belong to root of the initial user
+     * namespace, so where the parent writes our uid/gid maps or we write timens_offsets
+     * (rootless, that is refused) it waits until those are written, below: until then this
+     * process is alone in the namespaces it is creating. */
+    int undumpable_now = !(s->uid_map || s->gid_map || s->deny_setgroups || s->timens_offsets);
+    if (undumpable_now)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
     if (s->join_pidfd >= 0 || s->n_join_fds > 0)
         join_namespaces(s, report_fd);
 
@@ -300,6 +317,8 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
 
     if (s->new_ns & NSBOX_CLONE_NEWTIME)
         enter_new_time_namespace(s, report_fd);
+    if (!undumpable_now)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* Only now is the process in its cgroup (cgroup v1 places it during the sync), and a new
      * cgroup namespace is rooted where its creator is: so that root is the container's cgroup. */
     if ((s->new_ns & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
@@ -314,7 +333,14 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
         && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         fail(report_fd, NSBOX_STEP_MOUNT_PROC, errno, "/proc");
 
-    /* Seam: the rootfs, the mount plan and pivot_root (NSBOX_STEP_ROOTFS) go here. */
+    /* The new root (mounts.c): the rootfs mounted, the mount plan applied inside it, then
+     * pivot_root into it and the old root detached, so nothing of the host stays reachable. */
+    if (s->rootfs && nsbox_rootfs_setup(s->rootfs, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+
+    /* Security step 2: in the final root, kernel files masked or read-only, /sys read-only. */
+    if (nsbox_security_system_paths(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
 
     if (s->hostname && sethostname(s->hostname, str_len(s->hostname)) < 0)
         fail(report_fd, NSBOX_STEP_HOSTNAME, errno, s->hostname);
@@ -332,12 +358,21 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
      * inject input into (TIOCSTI). */
     if (s->new_session && setsid() < 0)
         fail(report_fd, NSBOX_STEP_SETSID, errno, NULL);
+    if (s->controlling_tty && ioctl(s->fds[0].src, TIOCSCTTY, 0) < 0)
+        fail(report_fd, NSBOX_STEP_TTY, errno, NULL);
     if (s->cwd && chdir(s->cwd) < 0)
         fail(report_fd, NSBOX_STEP_CHDIR, errno, s->cwd);
 
+    /* Security step 3: seccomp if without no_new_privs, the bounding set, keepcaps: all need
+     * the capabilities that a change to a non-root uid takes away. */
+    if (nsbox_security_prepare(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+
     set_credentials(s, report_fd);
 
-    /* Seam: capabilities, no_new_privs and seccomp (NSBOX_STEP_SECURITY) go here, seccomp last. */
+    /* Security step 4: the capability sets, no_new_privs, then the seccomp filter, last. */
+    if (nsbox_security_finish(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
 
     arrange_fds(s, &report_fd, &exec_fd);
     unblock_all_signals();

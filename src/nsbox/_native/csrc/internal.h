@@ -30,6 +30,22 @@ struct nsbox_child_fds {
     int sync_fd;     /* read end of the sync pipe, or -1 when the parent has nothing to do */
 };
 
+/* A failed step, as the security steps (security.c) return it to child.c, which reports it. */
+struct nsbox_failure {
+    int step;
+    int err;
+    const char *detail;
+};
+
+/* security.c, called by the child in this order; each returns 0, or -1 filling `f`. */
+int nsbox_security_oom_score_adj(const struct nsbox_spec *s, struct nsbox_failure *f);
+int nsbox_security_system_paths(const struct nsbox_spec *s, struct nsbox_failure *f);
+int nsbox_security_prepare(const struct nsbox_spec *s, struct nsbox_failure *f);
+int nsbox_security_finish(const struct nsbox_spec *s, struct nsbox_failure *f);
+
+/* mounts.c, in the child: the new root, its mount plan, pivot_root. 0, or -1 filling `f`. */
+int nsbox_rootfs_setup(const struct nsbox_rootfs *rootfs, struct nsbox_failure *f);
+
 /* Runs in the child; never returns. */
 __attribute__((noreturn)) void nsbox_child_main(const struct nsbox_spec *spec,
                                                  struct nsbox_child_fds fds);

@@ -18,17 +18,30 @@ enum nsbox_step {
     NSBOX_STEP_CGROUPNS,
     NSBOX_STEP_MOUNT_PRIVATE,
     NSBOX_STEP_MOUNT_PROC,
+    NSBOX_STEP_OVERLAY,
     NSBOX_STEP_ROOTFS,
+    NSBOX_STEP_MOUNT,
+    NSBOX_STEP_MASK,
+    NSBOX_STEP_PIVOT_ROOT,
     NSBOX_STEP_HOSTNAME,
     NSBOX_STEP_DOMAINNAME,
     NSBOX_STEP_LOOPBACK,
     NSBOX_STEP_RLIMIT,
     NSBOX_STEP_SETSID,
+    NSBOX_STEP_TTY,
     NSBOX_STEP_CHDIR,
     NSBOX_STEP_SETGROUPS,
     NSBOX_STEP_SETGID,
     NSBOX_STEP_SETUID,
     NSBOX_STEP_SECURITY,
+    NSBOX_STEP_OOM_SCORE_ADJ,            /* security.c; done first, see there for the order */
+    NSBOX_STEP_SYSTEM_PATHS,
+    NSBOX_STEP_CAP_BOUNDING,
+    NSBOX_STEP_KEEPCAPS,
+    NSBOX_STEP_CAPABILITIES,
+    NSBOX_STEP_CAP_AMBIENT,
+    NSBOX_STEP_NO_NEW_PRIVS,
+    NSBOX_STEP_SECCOMP,
     NSBOX_STEP_FDS,
     NSBOX_STEP_EXEC,
     /* parent side */
@@ -53,6 +66,70 @@ struct nsbox_rlimit {
 struct nsbox_fdmap {
     int src;
     int dst;
+};
+
+/* The new root of a container (PivotRoot): what the child does after making every mount private,
+ * in order: mount the root (an overlay, or a bind of a directory) on a host directory in its own
+ * mount namespace, apply each step of the plan inside it, then pivot_root into it and detach the
+ * old root. Python prepares every string and array; the child allocates nothing. Destinations are
+ * absolute paths inside the new root, normalised and without "..": the child resolves them with
+ * openat2(RESOLVE_IN_ROOT), so no symlink in the rootfs can lead a mount out of it. */
+enum nsbox_mount_op {
+    NSBOX_MOUNT_FS = 1,    /* a new `fstype` filesystem at dest, configured with `options` */
+    NSBOX_MOUNT_BIND,      /* the host's `source`, recursively, at dest */
+    NSBOX_MOUNT_DEVICE,    /* a character device node (major, minor, mode) at dest */
+    NSBOX_MOUNT_SYMLINK,   /* a symlink at dest whose target is `source` */
+    NSBOX_MOUNT_MASK,      /* if dest exists: `source` (/dev/null) over a file, a read-only tmpfs
+                              configured with `options` over a directory */
+    NSBOX_MOUNT_READONLY   /* if dest exists: dest made read-only, recursively */
+};
+
+enum nsbox_mount_flag {
+    NSBOX_MOUNT_RDONLY = 1,
+    NSBOX_MOUNT_NOSUID = 2,
+    NSBOX_MOUNT_NODEV = 4,
+    NSBOX_MOUNT_NOEXEC = 8,
+    NSBOX_MOUNT_BIND_ON_EPERM = 16,  /* FS, DEVICE: where the kernel refuses (a user namespace),
+                                        bind the host's `source` instead */
+    NSBOX_MOUNT_SOURCE_IN_ROOT = 32  /* BIND, MASK: `source` is a path inside the new root */
+};
+
+struct nsbox_mount {
+    int op;                              /* enum nsbox_mount_op */
+    int flags;                           /* enum nsbox_mount_flag */
+    const char *dest;
+    const char *source;
+    const char *fstype;
+    const char *const *options;          /* key, value, key, value...; a NULL value is a flag */
+    int n_options;                       /* pairs */
+    unsigned int mode;
+    unsigned int major;
+    unsigned int minor;
+};
+
+/* An overlay filesystem. Layer names are short (symlinks in `layers_dir`, made by Python), so
+ * hundreds of layers fit both fsconfig's 256-byte values and mount(2)'s one-page option string. */
+struct nsbox_overlay {
+    const char *const *lowers;           /* top layer first, as overlayfs orders them */
+    const char *const *lower_names;      /* the same layers as the user named them, for errors */
+    int n_lowers;
+    const char *upper;
+    const char *work;
+    const char *upper_name;
+    const char *const *options;          /* more key/value pairs: source, userxattr, ... */
+    int n_options;
+    const char *layers_dir;              /* the names are relative to it (chdir), or NULL */
+    const char *legacy_data;             /* mount(2) options where "lowerdir+" is unknown (< 6.8) */
+    int legacy_only;
+};
+
+struct nsbox_rootfs {
+    const char *root;                    /* the host directory the new root is mounted on */
+    const char *bind_source;             /* a directory bound there, or NULL and: */
+    const struct nsbox_overlay *overlay; /* an overlay mounted there */
+    const struct nsbox_mount *mounts;
+    int n_mounts;
+    int readonly;                        /* the root mount itself read-only, after the plan */
 };
 
 struct nsbox_spec {
@@ -86,6 +163,7 @@ struct nsbox_spec {
     const struct nsbox_rlimit *rlimits;
     int n_rlimits;
     int new_session;
+    int controlling_tty;                 /* make the source of fds[0], a tty, the controlling one */
     const char *cwd;
     int uid;                             /* -1: unchanged */
     int gid;
@@ -99,6 +177,25 @@ struct nsbox_spec {
     const char *search_path;
     char *const *argv;
     char *const *envp;
+
+    /* Security (security.c). Capability sets are bit masks by capability number. */
+    int set_oom_score_adj;               /* write oom_score_adj to /proc/self/oom_score_adj */
+    int oom_score_adj;
+    int protect_system_paths;            /* mask /proc/kcore &c., /proc/sys and /sys read-only */
+    int set_caps;                        /* apply the capability sets below */
+    unsigned long long cap_bounding;
+    unsigned long long cap_permitted;
+    unsigned long long cap_effective;
+    unsigned long long cap_inheritable;
+    unsigned long long cap_ambient;
+    unsigned long long cap_required;     /* fail unless these can be permitted (asked by name) */
+    int no_new_privs;
+    const unsigned char *seccomp_bpf;    /* struct sock_filter[], compiled by the parent, or NULL */
+    unsigned int seccomp_bpf_len;        /* in bytes */
+    unsigned int seccomp_flags;          /* SECCOMP_FILTER_FLAG_* */
+
+    /* The new root and its mount plan (PivotRoot, mounts.c), or NULL to keep the current root. */
+    const struct nsbox_rootfs *rootfs;
 };
 
 struct nsbox_result {
@@ -114,6 +211,15 @@ struct nsbox_result {
 int nsbox_spawn(const struct nsbox_spec *spec, struct nsbox_result *result);
 
 const char *nsbox_step_name(int step);
+
+/* For an OverlayRootfs used alone, in the caller's own mount namespace (`layers_dir` must be
+ * NULL: the names are absolute). Returns 0, or -1 with step/err/detail filled. */
+int nsbox_overlay_mount(const struct nsbox_overlay *overlay, const char *target,
+                        struct nsbox_result *result);
+/* umount2(target, MNT_DETACH): 0 or an errno. */
+int nsbox_umount(const char *target);
+/* The filesystem type (statfs f_type) of path, or -errno. */
+long long nsbox_fs_magic(const char *path);
 
 /* 1 when the kernel has clone3 (Linux 5.3), which nsbox_spawn prefers. */
 int nsbox_has_clone3(void);

@@ -1,0 +1,177 @@
+"""Hazardous materials: the mount plan of a new root as C structs, and the parent's mount calls.
+
+``nsbox.rootfs`` decides what to mount; this module only mirrors ``struct nsbox_rootfs``,
+``struct nsbox_overlay`` and ``struct nsbox_mount`` (csrc/nsbox.h) as plain frozen records,
+converts them for the C child (keeping every buffer alive through the spawn), and wraps the
+three calls the parent makes itself for an overlay used alone: mount, unmount, statfs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ..errors import NsboxError
+from . import _nsbox  # type: ignore[attr-defined]
+
+_ffi: Any = _nsbox.ffi
+_lib: Any = _nsbox.lib
+
+OP_FS: int = _lib.NSBOX_MOUNT_FS
+OP_BIND: int = _lib.NSBOX_MOUNT_BIND
+OP_DEVICE: int = _lib.NSBOX_MOUNT_DEVICE
+OP_SYMLINK: int = _lib.NSBOX_MOUNT_SYMLINK
+OP_MASK: int = _lib.NSBOX_MOUNT_MASK
+OP_READONLY: int = _lib.NSBOX_MOUNT_READONLY
+
+RDONLY: int = _lib.NSBOX_MOUNT_RDONLY
+NOSUID: int = _lib.NSBOX_MOUNT_NOSUID
+NODEV: int = _lib.NSBOX_MOUNT_NODEV
+NOEXEC: int = _lib.NSBOX_MOUNT_NOEXEC
+BIND_ON_EPERM: int = _lib.NSBOX_MOUNT_BIND_ON_EPERM
+SOURCE_IN_ROOT: int = _lib.NSBOX_MOUNT_SOURCE_IN_ROOT
+
+#: fsconfig options: (key, value) pairs; a None value sets a flag.
+Options = Sequence[tuple[bytes, bytes | None]]
+
+
+@attrs.frozen(kw_only=True)
+class MountStep:
+    """One ``struct nsbox_mount``: a step of the plan, done by the child in order."""
+
+    op: int
+    dest: bytes
+    flags: int = 0
+    source: bytes | None = None
+    fstype: bytes | None = None
+    options: Options = ()
+    mode: int = 0
+    major: int = 0
+    minor: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class OverlaySpec:
+    """One ``struct nsbox_overlay``; ``lowers`` top layer first, as overlayfs orders them."""
+
+    lowers: Sequence[bytes]
+    lower_names: Sequence[bytes]
+    upper: bytes
+    work: bytes
+    upper_name: bytes
+    options: Options = ()
+    layers_dir: bytes | None = None
+    legacy_data: bytes = b""
+    legacy_only: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class RootfsSpec:
+    """One ``struct nsbox_rootfs``: the root (an overlay or a bind), the plan, read-only or not."""
+
+    root: bytes
+    bind_source: bytes | None = None
+    overlay: OverlaySpec | None = None
+    mounts: Sequence[MountStep] = ()
+    readonly: bool = False
+
+
+def _cstr(keep: list[Any], value: bytes | None) -> Any:
+    if value is None:
+        return _ffi.NULL
+    buf = _ffi.new("char[]", value)
+    keep.append(buf)
+    return buf
+
+
+def _cstrs(keep: list[Any], values: Sequence[bytes | None]) -> Any:
+    array = _ffi.new("char *[]", [_cstr(keep, v) for v in values] or [_ffi.NULL])
+    keep.append(array)
+    return array
+
+
+def _options(keep: list[Any], options: Options) -> tuple[Any, int]:
+    flat: list[bytes | None] = []
+    for key, value in options:
+        flat += [key, value]
+    return _cstrs(keep, flat), len(options)
+
+
+def _overlay_to_c(keep: list[Any], spec: OverlaySpec) -> Any:
+    c = _ffi.new("struct nsbox_overlay *")
+    keep.append(c)
+    c.lowers = _cstrs(keep, list(spec.lowers))
+    c.lower_names = _cstrs(keep, list(spec.lower_names))
+    c.n_lowers = len(spec.lowers)
+    c.upper = _cstr(keep, spec.upper)
+    c.work = _cstr(keep, spec.work)
+    c.upper_name = _cstr(keep, spec.upper_name)
+    c.options, c.n_options = _options(keep, spec.options)
+    c.layers_dir = _cstr(keep, spec.layers_dir)
+    c.legacy_data = _cstr(keep, spec.legacy_data)
+    c.legacy_only = spec.legacy_only
+    return c
+
+
+def rootfs_to_c(keep: list[Any], spec: RootfsSpec | None) -> Any:
+    """A ``struct nsbox_rootfs *`` for ``spec`` (NULL for None); its buffers go to ``keep``."""
+    if spec is None:
+        return _ffi.NULL
+    c = _ffi.new("struct nsbox_rootfs *")
+    keep.append(c)
+    c.root = _cstr(keep, spec.root)
+    c.bind_source = _cstr(keep, spec.bind_source)
+    c.overlay = _overlay_to_c(keep, spec.overlay) if spec.overlay is not None else _ffi.NULL
+    steps = _ffi.new("struct nsbox_mount[]", max(1, len(spec.mounts)))
+    keep.append(steps)
+    for i, step in enumerate(spec.mounts):
+        m = steps[i]
+        m.op, m.flags, m.mode, m.major, m.minor = (step.op, step.flags, step.mode, step.major,
+                                                   step.minor)
+        m.dest = _cstr(keep, step.dest)
+        m.source = _cstr(keep, step.source)
+        m.fstype = _cstr(keep, step.fstype)
+        m.options, m.n_options = _options(keep, step.options)
+    c.mounts = steps
+    c.n_mounts = len(spec.mounts)
+    c.readonly = spec.readonly
+    return c
+
+
+class MountError(NsboxError, OSError):
+    """The overlay could not be mounted: ``errno``, and in ``filename`` what the kernel refused
+    (a layer, the upper directory, or the target with the kernel's explanation)."""
+
+
+def mount_overlay(spec: OverlaySpec, target: bytes) -> None:
+    """Mount the overlay ``spec`` on ``target`` in the caller's mount namespace (needs root).
+
+    Raises:
+        MountError: the kernel refused; ``filename`` names the part it refused.
+    """
+    keep: list[Any] = []
+    c_spec = _overlay_to_c(keep, spec)
+    result = _ffi.new("struct nsbox_result *")
+    if _lib.nsbox_overlay_mount(c_spec, target, result) != 0:
+        detail = _ffi.string(result.detail).decode(errors="replace")
+        raise MountError(result.err, os.strerror(result.err), detail)
+
+
+def umount(target: bytes) -> int:
+    """Detach the mount at ``target`` (MNT_DETACH, not following a symlink); 0 or an errno."""
+    return int(_lib.nsbox_umount(target))
+
+
+def fs_magic(path: bytes) -> int:
+    """The filesystem type of ``path`` (statfs ``f_type``).
+
+    Raises:
+        OSError: statfs failed.
+    """
+    value = int(_lib.nsbox_fs_magic(path))
+    if value < 0:
+        raise OSError(-value, os.strerror(-value), os.fsdecode(path))
+    return value
