@@ -24,8 +24,10 @@ with nsbox.Container(namespaces, hostname="quickstart") as box:
     )
     print(report.stdout, end="")
 
-    # Several commands share one container: what one changes, the next one sees.
-    box.run(["sh", "-c", "hostname renamed"], check=True)
-    print("after renaming:", box.run(["hostname"], text=True).stdout.strip())
+    # Several commands share one container: a process started by one is seen by the next.
+    sleeper = box.spawn(["sleep", "30"])
+    print("a second command sees:", box.run(["pgrep", "-l", "sleep"], text=True).stdout.strip())
+    sleeper.kill()
+    sleeper.wait()
 
 print("host hostname unchanged:", os.uname().nodename)

@@ -30,7 +30,7 @@ def _read_until(fd: int, marker: bytes, timeout: float = 10) -> bytes:
 def test_tty_process_sees_a_terminal_and_gets_sigint(container: nsbox.Container) -> None:
     """With tty=True the process sees isatty() true, the given size, and ^C becomes SIGINT."""
     script = ("import signal, sys, os; print(sys.stdin.isatty(), os.get_terminal_size(0)); "
-              "signal.signal(signal.SIGINT, lambda *a: (print('SIGINT'), sys.exit(42))); "
+              "signal.signal(signal.SIGINT, lambda *a: (os.write(1, b'SIGINT'), os._exit(42))); "
               "print('ready', flush=True); signal.pause()")
     with container.spawn(["python3", "-c", script], tty=(30, 100)) as p:
         assert p.pty is not None

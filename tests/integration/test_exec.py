@@ -1,0 +1,57 @@
+"""Processes joining a running container: what they share, and what they cannot be attacked by."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import nsbox
+from nsbox.cgroup import CGroup
+
+ATTACKER = Path(__file__).parent / "scripts" / "ptrace_joiners.py"
+
+
+def test_exec_shares_everything_with_the_first_process() -> None:
+    """An exec'd process sees the first one's pid namespace, hostname, files, cgroup and limits,
+    and is OOM-reported like the others."""
+    cgroup = CGroup(memory_max="64M", swap_max=0)
+    with nsbox.Container(cgroup=cgroup, hostname="shared", rlimits={"nofile": 200}) as c:
+        first = c.spawn(["sh", "-c", "echo from-first > /tmp/nsbox-exec-file; exec sleep 60"])
+        try:
+            time.sleep(0.2)
+            seen = c.exec(["sh", "-c", "hostname; cat /tmp/nsbox-exec-file; pgrep -x sleep; "
+                                       "ulimit -n; cat /proc/self/cgroup | tail -n 1"],
+                          stdout=nsbox.PIPE)
+            out, _ = seen.communicate()
+            hostname, content, sleeper, nofile, cgroup_line = out.decode().split()
+            assert (hostname, content, nofile) == ("shared", "from-first", "200")
+            assert int(sleeper) > 1 and cgroup_line.endswith(":/")
+            hog = c.exec(["python3", "-c", "import os; os.urandom(200 * 2**20)"])
+            hog.wait()
+            assert hog.oom_killed
+        finally:
+            first.kill()
+            first.wait()
+            os.unlink("/tmp/nsbox-exec-file")
+
+
+def test_joining_process_cannot_be_ptraced_or_overwritten() -> None:
+    """While commands join a container, a root process inside cannot ptrace them or open their
+    /proc/PID/exe for writing, and the host's Python binary stays unchanged."""
+    interpreter = os.path.realpath(sys.executable)
+    digest = hashlib.sha256(Path(interpreter).read_bytes()).hexdigest()
+    with nsbox.Container() as c:
+        attacker = c.spawn(["python3", str(ATTACKER), "4"], stdout=nsbox.PIPE)
+        deadline = time.monotonic() + 3.5
+        runs = 0
+        while time.monotonic() < deadline:
+            c.run(["true"])
+            runs += 1
+        out, _ = attacker.communicate(timeout=30)
+    candidates, attached, opened = map(int, out.split())
+    assert runs > 5
+    assert (attached, opened) == (0, 0), f"{candidates} joiners seen"
+    assert hashlib.sha256(Path(interpreter).read_bytes()).hexdigest() == digest
