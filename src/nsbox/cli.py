@@ -13,6 +13,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsbox", description="Linux containers from scratch.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="report what this kernel and these privileges allow")
+    gc = commands.add_parser("gc", help="release what containers of dead processes left behind")
+    gc.add_argument("--dry-run", action="store_true", help="only list what would be released")
     run = commands.add_parser("run", help="run a command in a fresh container")
     run.add_argument("--hostname", default="nsbox")
     run.add_argument("--share", action="append", default=[], metavar="NAMESPACE",
@@ -34,6 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .check import main as check_main
 
         return check_main()
+    if args.command == "gc":
+        from .state import gc
+
+        for item in gc(dry_run=args.dry_run):
+            print(f"{'would release' if args.dry_run else 'released'} {item.kind} {item.path} "
+                  f"(owner {item.owner})")
+        return 0
     from . import Container, Namespaces
     from .namespaces import NAMES
 

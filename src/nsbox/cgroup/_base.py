@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
+from .. import state
 from ..errors import CGroupError
 from ._spec import Limits
 from ._stats import CGroupStats, Placement
@@ -28,12 +29,25 @@ class Fs:
     """The kernel file operations the backends use; the real cgroupfs by default."""
 
     def mkdir(self, path: Path) -> None:
-        """Create a cgroup directory (the kernel populates it with interface files)."""
-        os.mkdir(path, 0o755)
+        """Create a cgroup directory (the kernel populates it with interface files).
+
+        An ``nsbox-...`` directory is recorded in the state directory first, so ``nsbox gc``
+        can remove it if this process dies before it does.
+        """
+        owned = path.name.startswith("nsbox-")
+        if owned:
+            state.record("cgroup", path)
+        try:
+            os.mkdir(path, 0o755)
+        except BaseException:
+            if owned:
+                state.forget("cgroup", path)
+            raise
 
     def rmdir(self, path: Path) -> None:
         """Remove an empty cgroup directory (interface files do not count)."""
         os.rmdir(path)
+        state.forget("cgroup", path)
 
     def read(self, path: Path) -> str:
         """Read a whole interface file."""
