@@ -19,6 +19,11 @@ def argv_of(args: Args) -> list[bytes]:
     if isinstance(args, (str, bytes)):
         raise ConfigError("args must be a list like ['ls', '-l'], not a string "
                           "(use ['sh', '-c', command] for a shell command line)")
+    if not isinstance(args, (list, tuple)):
+        raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
+    for arg in args:
+        if not isinstance(arg, (str, bytes, os.PathLike)):
+            raise ConfigError(f"args must be strings, bytes or paths, not {arg!r}")
     argv = [os.fsencode(a) for a in args]
     if not argv or not argv[0]:
         raise ConfigError("args must name a program to run")

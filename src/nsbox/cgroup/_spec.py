@@ -254,7 +254,7 @@ class IOMax:
 
 
 def _device_number(key: object) -> str:
-    if not isinstance(key, str):
+    if not isinstance(key, str) or "\0" in key:
         raise ConfigError(f"io_max: device {key!r} is not 'MAJ:MIN' or a block device path")
     if _DEVICE_RE.match(key):
         return key
