@@ -36,7 +36,13 @@ from typing import Any
 
 MARK = 987654  # os.getsid(MARK) fails fast and is easy to find among the syscalls
 NR = {"read": 0, "pwrite64": 18, "clone": 56, "getsid": 124, "setns": 308, "clone3": 435,
-      "wait4": 61, "waitid": 247, "close": 3}
+      "wait4": 61, "waitid": 247, "close": 3, "execve": 59, "execveat": 322, "seccomp": 317,
+      "mount": 165, "mount_setattr": 442, "sethostname": 170, "ioctl": 16, "prctl": 157,
+      "capset": 126}
+NAME = {v: k for k, v in NR.items()}
+#: Syscalls timed inside the container's processes (their summed time per container).
+TIMED = ("seccomp", "execve", "execveat", "mount", "mount_setattr", "sethostname", "ioctl",
+         "prctl", "capset", "setns")
 NS_NET = ("pid", "mount", "uts", "ipc", "net")
 NS_NO_NET = ("pid", "mount", "uts", "ipc")
 
@@ -62,11 +68,13 @@ def workload(variant: str, runs: int, warmup: int = 30) -> Callable[[], None]:
     return lambda: nsbox.run(true, namespaces=ns)
 
 
-def run_workload(variant: str, runs: int) -> None:
+def run_workload(variant: str, runs: int, idle: float = 0.0) -> None:
     fn = workload(variant, runs)
     for _ in range(30):
         fn()
     for _ in range(runs):
+        if idle:
+            time.sleep(idle)
         mark()
         fn()
     mark()
@@ -114,8 +122,12 @@ PHASES_FRESH = [
      "c1_exit"),
     ("python: wait for the init, tear down, return", "c1_exit", "end"),
 ]
-PHASES_LIVE = [p for p in PHASES_FRESH if p[1].startswith(("c2", "c3"))
-               or p[2].startswith("c2_clone_enter")]
+PHASES_LIVE = [
+    ("python: run(), the process spec, pipes (before clone3)", "mark", "c2_clone_enter"),
+    *[p for p in PHASES_FRESH if p[1].startswith(("c2", "c3"))
+      and p[2] not in ("c1_exit",)],
+    ("python: reap, collect the pipes, return", "c3_exit", "end"),
+]
 
 
 def timeline(perf_data: str, live: bool) -> list[dict[str, float]]:
@@ -124,6 +136,7 @@ def timeline(perf_data: str, live: bool) -> list[dict[str, float]]:
     iterations: list[dict[str, float]] = []
     cur: dict[str, float] | None = None
     roles: dict[int, str] = {}
+    entered: dict[int, float] = {}
     for pid, t, event, detail in events(perf_data):
         if main is None and event == "sched:sched_process_exec":
             main = pid
@@ -141,6 +154,12 @@ def timeline(perf_data: str, live: bool) -> list[dict[str, float]]:
             nr, rest = _nr(detail)
             enter = event.endswith("enter")
             role = "main" if pid == main else roles.get(pid)
+            if role in ("c1", "c2", "c3") and NAME.get(nr) in TIMED:
+                if enter:
+                    entered[pid] = t
+                elif pid in entered:
+                    key = f"{role}:{NAME[nr]}"
+                    cur[key] = cur.get(key, 0.0) + t - entered.pop(pid)
             if role == "main" and nr == NR["clone3"]:
                 # The init's clone3 first (fresh containers), then the joining child's.
                 order = ["c2"] if live else ["c1", "c2"]
@@ -191,6 +210,12 @@ def phase_table(iterations: list[dict[str, float]], live: bool) -> list[tuple[st
             rows.append((label, statistics.median(d), len(d)))
     total = [it["end"] - it["mark"] for it in iterations]
     rows.append(("total (mark to mark)", statistics.median(total), len(total)))
+    keys = sorted({k for it in iterations for k in it if ":" in k})
+    for key in keys:
+        d = [it.get(key, 0.0) for it in iterations]
+        role, name = key.split(":")
+        who = {"c1": "init's child", "c2": "joining child", "c3": "real process"}[role]
+        rows.append((f"  syscall time: {name} in the {who}", statistics.median(d), len(d)))
     return rows
 
 
@@ -198,18 +223,19 @@ def cmd_timeline(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="nsbox-bench-perf-") as tmp:
         data = os.path.join(tmp, "perf.data")
         # Only the syscalls the phases are cut at: every traced event costs the traced a little.
-        ids = " || ".join(f"id == {NR[n]}" for n in ("getsid", "clone3", "clone", "setns",
-                                                      "pwrite64"))
+        ids = " || ".join(f"id == {NR[n]}" for n in ("getsid", "clone3", "clone", "pwrite64",
+                                                      *TIMED))
         subprocess.run(["perf", "record", "-q", "-o", data,
                         "-e", "raw_syscalls:sys_enter", "--filter", ids,
                         "-e", "raw_syscalls:sys_exit", "--filter", ids,
                         "-e", "sched:sched_process_exec", "-e", "sched:sched_process_exit",
                         "--", sys.executable,
                         os.path.abspath(__file__), "workload", "--variant", args.variant,
-                        "--runs", str(args.runs)], check=True)
+                        "--runs", str(args.runs), "--idle", str(args.idle)], check=True)
         its = timeline(data, args.variant == "live")
-    print(f"timeline of {len(its)} containers, variant {args.variant} (medians, µs; phases "
-          "overlap where processes run in parallel)")
+    print(f"timeline of {len(its)} containers, variant {args.variant}"
+          f"{f', {args.idle * 1000:.0f} ms idle before each' if args.idle else ''} (medians, µs;"
+          " phases overlap where processes run in parallel)")
     for label, med, n in phase_table(its, args.variant == "live"):
         print(f"  {label:<80} {med:8.0f}  (n={n})")
 
@@ -243,7 +269,8 @@ def cmd_python(args: argparse.Namespace) -> None:
         try:
             return orig_spawn(spec)
         finally:
-            key = "C nsbox_spawn: the init" if spec.exec_fd >= 0 else "C nsbox_spawn: process"
+            key = ("  of which C nsbox_spawn: the init" if spec.exec_fd >= 0
+                   else "  of which C nsbox_spawn: process")
             times[key].append((time.perf_counter_ns() - t) / 1e3)
     _native.spawn = spawn
     orig_to_c = _native._to_c
@@ -253,7 +280,7 @@ def cmd_python(args: argparse.Namespace) -> None:
         try:
             return orig_to_c(spec, keep)
         finally:
-            times["  of which _to_c (cffi struct)"].append((time.perf_counter_ns() - t) / 1e3)
+            times["_to_c (cffi struct, each spawn)"].append((time.perf_counter_ns() - t) / 1e3)
     _native._to_c = to_c
     wrap(C.Container, "__init__", "Container() (validation)")
     wrap(C.Container, "__enter__", "Container.__enter__ (start the init)")
@@ -271,8 +298,16 @@ def cmd_python(args: argparse.Namespace) -> None:
             total.append((time.perf_counter_ns() - t) / 1e3)
     print(f"python-side steps, variant {args.variant}, {args.runs} runs (medians, µs)")
     print(f"  {'total':<60} {statistics.median(total):8.0f}")
-    for label, values in times.items():
-        print(f"  {label:<60} {statistics.median(values[30:]):8.0f}")
+    order = ["Container() (validation)", "Container.__enter__ (start the init)",
+             "  of which C nsbox_spawn: the init", "  of which _namespaces_to_join (16 stats)",
+             "Container.spawn (the process)", "  of which C nsbox_spawn: process",
+             "_to_c (cffi struct, each spawn)", "collect (wait for exit, read pipes)",
+             "teardown (close control fd, wait for the init)"]
+    for label in order:
+        values = times.get(label, [])
+        values = values[30:] if len(values) > 30 else values
+        if values:
+            print(f"  {label:<60} {statistics.median(values):8.0f}")
 
 
 # -- rss: the cost of copying a large parent ------------------------------------------------------
@@ -332,8 +367,8 @@ def cmd_cpu(args: argparse.Namespace) -> None:
 
 
 def _kernel_comms(data: str) -> set[str]:
-    out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "comm", "-g",
-                          "none"], capture_output=True, text=True).stdout
+    out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort",
+                          "comm", "-g", "none"], capture_output=True, text=True).stdout
     comms = set()
     for line in out.splitlines():
         parts = line.split()
@@ -349,9 +384,11 @@ def main() -> None:
     parser.add_argument("command", choices=["timeline", "python", "rss", "cpu", "workload"])
     parser.add_argument("--variant", default="net", choices=["net", "nonet", "cgroup", "live"])
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="seconds idle before each container (0.2: cold)")
     args = parser.parse_args()
     if args.command == "workload":
-        run_workload(args.variant, args.runs)
+        run_workload(args.variant, args.runs, args.idle)
     else:
         {"timeline": cmd_timeline, "python": cmd_python, "rss": cmd_rss,
          "cpu": cmd_cpu}[args.command](args)

@@ -25,6 +25,11 @@ from .process import PIPE as PIPE
 from .process import STDOUT as STDOUT
 from .process import CompletedProcess as CompletedProcess
 from .process import Process as Process
+from .rootfs import Bind as Bind
+from .rootfs import Change as Change
+from .rootfs import OverlayRootfs as OverlayRootfs
+from .rootfs import PivotRoot as PivotRoot
+from .rootfs import Tmpfs as Tmpfs
 from .security import ArgCondition as ArgCondition
 from .security import SeccompProfile as SeccompProfile
 from .security import SyscallRule as SyscallRule
@@ -36,8 +41,10 @@ __all__ = [
     "PIPE",
     "STDOUT",
     "ArgCondition",
+    "Bind",
     "CGroupError",
     "CalledProcessError",
+    "Change",
     "CompletedProcess",
     "ConfigError",
     "Container",
@@ -47,11 +54,14 @@ __all__ = [
     "LifecycleError",
     "Namespaces",
     "NsboxError",
+    "OverlayRootfs",
+    "PivotRoot",
     "Process",
     "SeccompProfile",
     "SpawnError",
     "SyscallRule",
     "TimeoutExpired",
+    "Tmpfs",
     "UnsupportedError",
     "__version__",
     "run",

@@ -120,6 +120,22 @@ def _pidfd_finding() -> Finding:
     return Finding("pidfd", True, "pidfd_open works", essential=True)
 
 
+def _seccomp_finding() -> Finding:
+    from .security import _libseccomp
+
+    status = _read("/proc/self/status") or ""
+    if "Seccomp_filters:" not in status and "Seccomp:" not in status:
+        return Finding("seccomp", False, "the kernel has no seccomp filters",
+                       "a kernel with CONFIG_SECCOMP_FILTER; or containers with seccomp=None")
+    try:
+        version = ".".join(map(str, _libseccomp.load().version))
+    except NsboxError:
+        return Finding("seccomp", False, "libseccomp is not installed: containers with the "
+                       "default profile refuse to start",
+                       "apt install libseccomp2 (or containers with seccomp=None)")
+    return Finding("seccomp", True, f"filters built with libseccomp {version}")
+
+
 def run_checks() -> list[Finding]:
     """Probe everything nsbox uses and return one finding per feature."""
     findings = [
@@ -134,6 +150,7 @@ def run_checks() -> list[Finding]:
     checks: list[Callable[[], Finding]] = [
         _cgroup_finding,
         lambda: _filesystem_finding("overlayfs", "overlay", "modprobe overlay"),
+        _seccomp_finding,
     ]
     findings += [check() for check in checks]
     return findings

@@ -311,8 +311,11 @@ class Container:
                 new_session=True,
                 fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)],
                 **self._placement(),
+                # A PivotRoot's plan masks its own /proc and /sys; without one, the security
+                # step protects those of the host seen in the container's mount namespace.
                 **self._security.process_fields(
-                    -1, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])),
+                    -1, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])
+                    and rootfs is None),
             )
             spawned = _native.spawn(spec)
         finally:
@@ -419,6 +422,7 @@ class Container:
         _check_cwd(None, None, cwd)
         _check_id(None, attrs.fields(ContainerOptions).user, user)
         _check_id(None, attrs.fields(ContainerOptions).group, group)
+        _check_env(None, None, env)
         environment = opts.environment(env)
         envp = _env_block(environment)
         uid = opts.user if user is None else user

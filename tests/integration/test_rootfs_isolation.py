@@ -135,9 +135,9 @@ def test_symlink_to_the_host_is_refused_as_a_mount_destination(tmp_path: Path,
         tree = make_busybox_tree(tmp_path / f"evil-{uuid.uuid4().hex[:6]}")
         shutil.rmtree(os.path.join(tree, "etc"))
         os.symlink(target, os.path.join(tree, "etc"))
-        with pytest.raises(nsbox.SpawnError) as info:
-            with nsbox.Container(PivotRoot(tree, mounts=[Bind(source, "/etc/hosts")])):
-                pass
+        plan = PivotRoot(tree, mounts=[Bind(source, "/etc/hosts")])
+        with pytest.raises(nsbox.SpawnError) as info, nsbox.Container(plan):
+            pass
         assert (info.value.step, info.value.detail) == ("mount", "/etc/hosts")
         assert tree_checksum(victim) == before
 
@@ -152,9 +152,9 @@ def test_magic_link_to_the_host_root_is_refused(tmp_path: Path, clean: None) -> 
     source = tmp_path / "payload"
     source.write_text("payload\n")
     try:
-        with pytest.raises(nsbox.SpawnError) as info:
-            with nsbox.Container(PivotRoot(tree, mounts=[Bind(source, "/root/" + probe[5:])])):
-                pass
+        plan = PivotRoot(tree, mounts=[Bind(source, "/root/" + probe[5:])])
+        with pytest.raises(nsbox.SpawnError) as info, nsbox.Container(plan):
+            pass
         assert info.value.step == "mount"
         assert not os.path.exists(probe)
     finally:

@@ -28,6 +28,7 @@ SYSCALLS = (
     "perf_event_open", "keyctl", "add_key", "request_key", "name_to_handle_at",
     "open_by_handle_at", "mount", "umount2", "pivot_root", "unshare", "setns", "ptrace", "kill",
     "mknodat", "clone", "clone3", "chroot", "userfaultfd", "personality", "mkdirat", "reboot",
+    "getcpu",
 )
 
 PRELUDE = '''
@@ -76,6 +77,20 @@ def attack_code(snippet: str) -> str:
 Attack = Callable[..., Any]
 
 
+class Expr:
+    """A container option given as Python source over ``nsbox``, for what has no literal
+    repr (a SeccompProfile): evaluated here as root, written into the driver rootless."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __repr__(self) -> str:
+        return self.source
+
+    def value(self) -> Any:
+        return eval(self.source, {"nsbox": nsbox})
+
+
 @pytest.fixture(params=["root", "rootless"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Each attack runs twice: as root, and as an unprivileged user (a user namespace)."""
@@ -88,7 +103,8 @@ def run_attack(mode: str, rootless_python: Sequence[str], snippet: str,
     code = attack_code(snippet)
     options = options or {}
     if mode == "root":
-        with nsbox.Container(**options) as c:
+        values = {k: v.value() if isinstance(v, Expr) else v for k, v in options.items()}
+        with nsbox.Container(**values) as c:
             result = c.run([PY, "-c", code], text=True)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])

@@ -60,6 +60,13 @@ _HINTS: dict[tuple[str, int], str] = {
     ("fork", errno.ENOMEM): "the container's pid namespace has no init any more (it exited)",
     ("uid-map", errno.EPERM): "an unprivileged user can map only its own uid (one line)",
     ("gid-map", errno.EPERM): "an unprivileged user can map only its own gid (one line)",
+    ("oom-score-adj", errno.EACCES): "lowering oom_score_adj needs CAP_SYS_RESOURCE on the "
+                                     "host (raising it never does)",
+    ("capabilities", errno.EPERM): "nsbox's own process does not hold this capability, so it "
+                                   "cannot grant it (cap_add)",
+    ("seccomp", errno.EINVAL): "the kernel refused the filter: is it built with "
+                               "CONFIG_SECCOMP_FILTER? seccomp=None runs without one",
+    ("seccomp", errno.EACCES): "installing a filter needs no_new_privs or CAP_SYS_ADMIN",
 }
 
 
@@ -217,8 +224,44 @@ def step_name(step: int) -> str:
     return str(_ffi.string(_lib.nsbox_step_name(step)).decode())
 
 
-def spawn(spec: ProcessSpec) -> Spawned:
+class Slot:
+    """Where nsbox_spawn writes the new process's pid and pidfd, allocated before the call.
+
+    A KeyboardInterrupt (any Python signal handler) can strike at any bytecode after the C
+    call returns and before its result is stored somewhere. The C side fills this slot without
+    running Python, so whoever holds the slot can still find, kill and reap the process.
+    """
+
+    def __init__(self) -> None:
+        self._result: Any = _ffi.new("struct nsbox_result *")
+        self._result.pid = -1
+        self._result.pidfd = -1
+
+    @property
+    def pid(self) -> int:
+        """The pid of the started process, or -1."""
+        return int(self._result.pid)
+
+    @property
+    def pidfd(self) -> int:
+        """Its pidfd, or -1."""
+        return int(self._result.pidfd)
+
+    def claim(self) -> Spawned | None:
+        """The process started into this slot, once; None if none (or already claimed)."""
+        if self._result.pid <= 0:
+            return None
+        spawned = Spawned(pid=self.pid, pidfd=self.pidfd)
+        self._result.pid = self._result.pidfd = -1
+        return spawned
+
+
+def spawn(spec: ProcessSpec, slot: Slot | None = None) -> Spawned:
     """Start the process ``spec`` describes.
+
+    Args:
+        slot: where the C side records the process as soon as it exists; pass one when an
+            interruption between the call and storing its result must not lose the process.
 
     Raises:
         SpawnError: a step failed (``FileNotFoundError``/``PermissionError`` subclasses for those
@@ -226,7 +269,7 @@ def spawn(spec: ProcessSpec) -> Spawned:
     """
     keep: list[Any] = []
     c_spec = _to_c(spec, keep)
-    result = _ffi.new("struct nsbox_result *")
+    result = (slot or Slot())._result
     if _lib.nsbox_spawn(c_spec, result) != 0:
         step = step_name(result.step)
         detail = _ffi.string(result.detail).decode(errors="replace")

@@ -77,6 +77,7 @@ class RootfsSpec:
     overlay: OverlaySpec | None = None
     mounts: Sequence[MountStep] = ()
     readonly: bool = False
+    become_root: bool = False
 
 
 def _cstr(keep: list[Any], value: bytes | None) -> Any:
@@ -138,6 +139,7 @@ def rootfs_to_c(keep: list[Any], spec: RootfsSpec | None) -> Any:
     c.mounts = steps
     c.n_mounts = len(spec.mounts)
     c.readonly = spec.readonly
+    c.become_root = spec.become_root
     return c
 
 

@@ -59,7 +59,8 @@ def _check_size(instance: Any, attribute: Any, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(f"Tmpfs size must be bytes (an int), a string like '64M' or '50%', "
                           f"not {value!r}")
-    if isinstance(value, int) and value <= 0 or isinstance(value, str) and not _SIZE.match(value):
+    bad_int = isinstance(value, int) and value <= 0
+    if bad_int or (isinstance(value, str) and not _SIZE.match(value)):
         raise ConfigError(f"Tmpfs size {value!r} is not a positive size like 65536, '64M' or "
                           "'50%'")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -98,18 +99,19 @@ class OverlayRootfs:
         if len(self.lower) > MAX_LOWER_LAYERS:
             raise ConfigError(f"{len(self.lower)} lower layers: overlayfs stacks at most "
                               f"{MAX_LOWER_LAYERS}")
-        seen: set[str] = set()
+        seen: set[tuple[int, int]] = set()
         for layer in self.lower:
-            if not os.path.exists(layer):
-                raise ConfigError(f"lower layer {layer!r} does not exist")
-            if not os.path.isdir(layer):
+            try:
+                st = os.stat(layer)
+            except FileNotFoundError:
+                raise ConfigError(f"lower layer {layer!r} does not exist") from None
+            if not stat.S_ISDIR(st.st_mode):
                 raise ConfigError(f"lower layer {layer!r} is not a directory")
-            real = os.path.realpath(layer)
-            if real in seen:
+            if (st.st_dev, st.st_ino) in seen:
                 raise ConfigError(f"lower layer {layer!r} is given twice")
-            seen.add(real)
+            seen.add((st.st_dev, st.st_ino))
         if self.upper is not None:
-            self._check_upper(self.upper, seen)
+            self._check_upper(self.upper, {os.path.realpath(layer) for layer in self.lower})
 
     def _check_upper(self, upper: str, lowers: set[str]) -> None:
         if os.path.exists(upper) and not os.path.isdir(upper):
@@ -253,10 +255,6 @@ class OverlayRootfs:
         state = make_temp_dir("overlay")
         self._stack.callback(remove_tree, state)
         self._dir = state
-        layers = os.path.join(state, "l")
-        os.mkdir(layers, 0o755)
-        for i, layer in enumerate(self.lower):
-            os.symlink(layer, os.path.join(layers, str(i)))
         os.mkdir(os.path.join(state, "merged"), 0o755)
         if self.upper is None:
             magic, name = fs_type(state)
@@ -278,7 +276,6 @@ class OverlayRootfs:
             return
         if not os.path.exists(self.upper):
             os.mkdir(self.upper, 0o755)
-        os.symlink(self.upper, os.path.join(state, "u"))
         self._upper_dir = self.upper
         upper_dev = os.stat(self.upper).st_dev
         if os.stat(state).st_dev == upper_dev:
@@ -292,10 +289,31 @@ class OverlayRootfs:
                                   "work directory beside it on the same filesystem; use a "
                                   "directory below it as the upper layer")
         self._work_dir = work
-        os.symlink(work, os.path.join(state, "w"))
+
+    def _claim(self, stack: ExitStack) -> None:
+        """Hold the upper layer for one overlay mount until ``stack`` closes.
+
+        overlayfs only warns when two mounts share an upper layer (without its index
+        feature), and what follows is undefined: so nsbox takes an flock on the directory,
+        which also stops another process of nsbox from using it at the same time.
+
+        Raises:
+            LifecycleError: the upper layer is in use.
+        """
+        fd = os.open(self.upper_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LifecycleError(
+                f"the upper layer {self.upper_dir!r} is in use by another container or overlay "
+                "mount; overlayfs corrupts an upper layer two mounts share. Give each running "
+                "container its own OverlayRootfs (they may share the lower layers)") from None
+        stack.callback(os.close, fd)
 
     def _mount_here(self) -> None:
         assert self._dir is not None
+        self._claim(self._stack)
         merged = os.path.join(self._dir, "merged")
         spec = self._spec(relative=False, userxattr=not in_initial_user_namespace())
         native.mount_overlay(spec, os.fsencode(merged))
@@ -309,46 +327,105 @@ class OverlayRootfs:
             raise LifecycleError("the OverlayRootfs is not entered")
         return os.path.join(self._dir, "merged")
 
+    def _short_name(self, target: str, name: str, relative: bool) -> str:
+        """A short path for ``target``: a symlink ``name`` in the state directory."""
+        assert self._dir is not None
+        link = os.path.join(self._dir, name)
+        if not os.path.islink(link):
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(target, link)
+        return name if relative else link
+
     def _spec(self, *, relative: bool, userxattr: bool,
               legacy_only: bool = False) -> native.OverlaySpec:
-        """The overlay for the C side; names relative to the state directory for the child
-        (which changes into it), absolute for a mount from this process."""
+        """The overlay for the C side: for the child, names may be relative to a directory it
+        changes into; for a mount from this process they are absolute.
+
+        From Linux 6.8 each layer is its own fsconfig "lowerdir+" value (at most 255 bytes),
+        so the paths go as they are. Before 6.8 (or with ``legacy_only``, for tests) they must
+        all fit in one page of mount(2) options, tried in this order: the absolute paths; in
+        the child, the paths relative to the layers' common directory; then a short symlink
+        per layer in the state directory (made only then: on most disks a symlink costs a
+        journal write, a quarter of a millisecond here).
+        """
         assert self._dir is not None and self._upper_dir is not None
-        upper = "upper" if self.upper is None else "u"
-        work = "work" if self._work_dir == os.path.join(self._dir, "work") else "w"
-        names = [f"l/{i}" for i in reversed(range(len(self.lower)))]  # top layer first
-        if not relative:
-            names = [os.path.join(self._dir, n) for n in names]
-            upper, work = os.path.join(self._dir, upper), os.path.join(self._dir, work)
-            if len(upper.encode()) > _FSCONFIG_VALUE_MAX - 8:
-                raise ConfigError(f"the temporary directory {self._dir!r} has too long a path "
-                                  "for overlay options; set TMPDIR to a shorter one")
+        assert self._work_dir is not None
         options: list[tuple[bytes, bytes | None]] = [(b"source", b"nsbox-overlay")]
-        legacy = ["lowerdir=" + ":".join(_escape(n) for n in names),
-                  f"upperdir={_escape(upper)}", f"workdir={_escape(work)}"]
         if userxattr:
             # In a user namespace overlayfs keeps its marks in user.* xattrs, and refuses
             # redirect_dir and metacopy, which it then turns off itself.
             options.append((b"userxattr", None))
-            legacy.append("userxattr")
         else:
             # Off, whatever the kernel's defaults: an upper layer without redirects or
             # metadata-only copies is a plain layer that commit() can copy as it is.
             options += [(b"redirect_dir", b"off"), (b"metacopy", b"off")]
-            legacy += ["redirect_dir=off", "metacopy=off"]
-        legacy_data = ",".join(legacy).encode()
-        if len(legacy_data) >= _PAGE and (legacy_only
-                                          or kernel_version() < _LOWERDIR_ADD_KERNEL):
-            raise UnsupportedError(f"{len(self.lower)} lower layers do not fit in one page of "
-                                   "mount options on this kernel (Linux 6.8 lifts the limit)")
+        flags = ",".join(k.decode() + (f"={v.decode()}" if v is not None else "")
+                         for k, v in options[1:])
+        if legacy_only or kernel_version() < _LOWERDIR_ADD_KERNEL:
+            layers_dir, lowers, upper, work = self._legacy_names(relative, flags)
+            data = ",".join([f"lowerdir={':'.join(_escape(n) for n in lowers)}",
+                             f"upperdir={_escape(upper)}", f"workdir={_escape(work)}", flags])
+        else:
+            layers_dir, lowers, upper, work = self._lowerdir_add_names(relative)
+            data = ""
+        # overlayfs takes "lowerdir+" values as they are, but unescapes "upperdir" and
+        # "workdir" (a backslash quotes the next character), as it does mount(2)'s string.
+        upper, work = _escape(upper), _escape(work)
+        if any(len(n.encode()) > _FSCONFIG_VALUE_MAX for n in (*lowers, upper, work)):
+            raise ConfigError(f"the temporary directory {self._dir!r} has too long a path for "
+                              "overlay options; set TMPDIR to a shorter one")
         return native.OverlaySpec(
-            lowers=[n.encode() for n in names],
+            lowers=[os.fsencode(n) for n in lowers],
             lower_names=[os.fsencode(layer) for layer in reversed(self.lower)],
-            upper=upper.encode(), work=work.encode(),
+            upper=os.fsencode(upper), work=os.fsencode(work),
             upper_name=os.fsencode(self._upper_dir), options=options,
-            layers_dir=os.fsencode(self._dir) if relative else None,
-            legacy_data=legacy_data if len(legacy_data) < _PAGE else b"",
-            legacy_only=legacy_only)
+            layers_dir=os.fsencode(layers_dir) if layers_dir is not None else None,
+            legacy_data=data.encode(), legacy_only=legacy_only)
+
+    def _lowerdir_add_names(self, relative: bool) -> tuple[str | None, list[str], str, str]:
+        """(directory to change into, lowers top first, upper, work) for "lowerdir+"."""
+        assert self._dir is not None and self._upper_dir is not None
+        assert self._work_dir is not None
+        lowers = [layer if len(layer.encode()) <= _FSCONFIG_VALUE_MAX
+                  else self._short_name(layer, f"l/{i}", relative)
+                  for i, layer in enumerate(self.lower)][::-1]
+        upper, work = self._upper_dir, self._work_dir
+        if relative and self.upper is None:  # both in the state directory: short names
+            return self._dir, lowers, "upper", "work"
+        return (self._dir if relative else None), lowers, upper, work
+
+    def _legacy_names(self, relative: bool, flags: str) -> tuple[str | None, list[str], str, str]:
+        """(directory to change into, lowers top first, upper, work) for mount(2)'s page."""
+        assert self._dir is not None and self._upper_dir is not None
+        assert self._work_dir is not None
+        upper, work = self._upper_dir, self._work_dir
+
+        def fits(lowers: list[str], up: str, wk: str) -> bool:
+            data = (f"lowerdir={':'.join(_escape(n) for n in lowers)},upperdir={_escape(up)},"
+                    f"workdir={_escape(wk)},{flags}")
+            return len(data.encode()) < _PAGE
+
+        absolute = list(reversed(self.lower))
+        if fits(absolute, upper, work):
+            return None, absolute, upper, work
+        if relative:
+            common = os.path.commonpath([*self.lower])
+            near = [os.path.relpath(layer, common) for layer in absolute]
+            if fits(near, upper, work):
+                return common, near, upper, work
+            links = [self._short_name(layer, f"l/{i}", True)
+                     for i, layer in enumerate(self.lower)][::-1]
+            up = "upper" if self.upper is None else self._short_name(upper, "u", True)
+            wk = "work" if self.upper is None else self._short_name(work, "w", True)
+            if fits(links, up, wk):
+                return self._dir, links, up, wk
+        else:
+            links = [self._short_name(layer, f"l/{i}", False)
+                     for i, layer in enumerate(self.lower)][::-1]
+            if fits(links, upper, work):
+                return None, links, upper, work
+        raise UnsupportedError(f"{len(self.lower)} lower layers do not fit in one page of mount "
+                               "options on this kernel (Linux 6.8 lifts the limit)")
 
     def _child_spec(self, ctx: ChildContext, *, legacy_only: bool = False) -> native.OverlaySpec:
         """The overlay the container's first process mounts, in its own namespaces."""

@@ -173,20 +173,23 @@ class PivotRoot:
                                           "mount_setattr)")
         if not self.entered:
             stack.enter_context(self)
+        if isinstance(self.rootfs, OverlayRootfs) and not self.rootfs.mounted:
+            self.rootfs._claim(stack)  # released when the container is torn down
         return self._spec(child_context(namespaces, new_ns, uid_map, gid_map))
 
     def _spec(self, ctx: ChildContext) -> RootfsSpec:
         rootfs = self.rootfs
-        steps = self._steps()
+        common: dict[str, Any] = {"mounts": self._steps(), "readonly": self.readonly,
+                                  "become_root": ctx.root_ids is not None}
         if isinstance(rootfs, str):
             root = os.fsencode(rootfs)
-            return RootfsSpec(root=root, bind_source=root, mounts=steps, readonly=self.readonly)
+            return RootfsSpec(root=root, bind_source=root, **common)
         if rootfs.mounted:  # entered alone as root: its merged view is bound
             root = os.fsencode(rootfs.path)
-            return RootfsSpec(root=root, bind_source=root, mounts=steps, readonly=self.readonly)
+            return RootfsSpec(root=root, bind_source=root, **common)
         return RootfsSpec(root=os.fsencode(rootfs._merged_dir()),
                           overlay=rootfs._child_spec(ctx, legacy_only=self._legacy_overlay),
-                          mounts=steps, readonly=self.readonly)
+                          **common)
 
 
 def as_pivot_root(value: Any) -> PivotRoot | None:

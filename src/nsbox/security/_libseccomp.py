@@ -163,6 +163,8 @@ def compile_bpf(default_action: int, architectures: Sequence[str],
         raise ConfigError(f"libseccomp refused the default action {default_action:#x}")
     try:
         lib.seccomp_attr_set(ctx, _ATTR_OPTIMIZE, 2)  # best effort: older versions lack it
+        # A syscall of an ABI the filter does not cover kills the whole process, not a thread.
+        lib.seccomp_attr_set(ctx, _ATTR_ACT_BADARCH, _ACTION_BASE["kill_process"])
         for arch in architectures:
             token = lib.seccomp_arch_resolve_name(arch.encode())
             if token == 0:

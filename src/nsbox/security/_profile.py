@@ -354,6 +354,8 @@ def _known(names: Iterable[str]) -> None:
         close = _libseccomp.close_matches(name)
         hints.append(f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)"
                                     if close else ""))
+    version = ".".join(map(str, _libseccomp.load().version))
     raise ConfigError(f"unknown syscall {', '.join(hints)}: names are syscall names as in "
-                      "syscalls(2), e.g. 'mount', 'keyctl', 'open_by_handle_at'")
+                      f"syscalls(2), e.g. 'mount', 'keyctl', 'open_by_handle_at', that this "
+                      f"libseccomp ({version}) knows")
 

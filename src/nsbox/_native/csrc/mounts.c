@@ -537,9 +537,11 @@ static int mount_overlay(struct ctx *c, const struct nsbox_overlay *ov, const ch
             if (syscall(SYS_fsconfig, fs_fd, NSBOX_FSCONFIG_SET_STRING, "lowerdir+", ov->lowers[i],
                         0) == 0)
                 continue;
-            if (i == 0 && errno == EINVAL && unknown_parameter(fs_fd))
+            if (i == 0 && errno == EINVAL && unknown_parameter(fs_fd)) {
+                if (!ov->legacy_data || !ov->legacy_data[0])  /* Python expected Linux 6.8 */
+                    return failed(c, NSBOX_STEP_OVERLAY, EINVAL, "lowerdir+ (Linux 6.8)", fs_fd);
                 legacy = 1;
-            else
+            } else
                 return failed(c, NSBOX_STEP_OVERLAY, errno, ov->lower_names[i], fs_fd);
         }
         if (!legacy) {
@@ -571,6 +573,13 @@ static int mount_overlay(struct ctx *c, const struct nsbox_overlay *ov, const ch
 
 static int set_up_root(struct ctx *c, const struct nsbox_rootfs *r)
 {
+    /* 0. Root of the user namespace, as runc's nsexec does. Its creator is still the host's
+     * uid, which the namespace does not map when its root is another (IdMap.range): what the
+     * overlay would create as that unmapped user fails. Raw syscalls, as in child.c. */
+    if (r->become_root && (syscall(SYS_setresgid, 0, 0, 0) < 0
+                           || syscall(SYS_setresuid, 0, 0, 0) < 0))
+        return failed(c, NSBOX_STEP_ROOTFS, errno, "setresuid(0) in the user namespace", -1);
+
     /* 1. The root, on a host directory of this (private) mount namespace. */
     if (r->overlay) {
         if (mount_overlay(c, r->overlay, r->root) < 0)

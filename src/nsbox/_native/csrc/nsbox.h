@@ -130,6 +130,8 @@ struct nsbox_rootfs {
     const struct nsbox_mount *mounts;
     int n_mounts;
     int readonly;                        /* the root mount itself read-only, after the plan */
+    int become_root;                     /* first setresgid/setresuid(0): in a new user
+                                            namespace whose root is not the caller's uid */
 };
 
 struct nsbox_spec {

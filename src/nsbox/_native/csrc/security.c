@@ -127,16 +127,28 @@ static int fs_type_is(const char *path, long magic)
     return statfs(path, &st) == 0 && (long)st.f_type == magic;
 }
 
+static long set_readonly_recursively(int dirfd, const char *path)
+{
+    struct nsbox_mount_attr attr = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+    int flags = AT_RECURSIVE | (path[0] ? 0 : AT_EMPTY_PATH);
+    return syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
+}
+
 static int make_readonly(const char *path, struct nsbox_failure *f)
 {
-    /* A bind mount of the path onto itself, remounted read-only. The flags a user namespace
-     * locked (nosuid, nodev, noexec) must be kept, so they are always set. */
+    /* A bind mount of the path onto itself (with what is mounted below it, binfmt_misc under
+     * /proc/sys for one), made read-only as a whole (Linux 5.12); before that, its top mount
+     * only. The flags a user namespace locked (nosuid, nodev, noexec) must be kept. */
     unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
         if (errno == ENOENT)
             return 0;  /* not on this kernel */
         return failed(f, NSBOX_STEP_SYSTEM_PATHS, errno, path);
     }
+    if (set_readonly_recursively(AT_FDCWD, path) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return failed(f, NSBOX_STEP_SYSTEM_PATHS, errno, path);
     if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
         return failed(f, NSBOX_STEP_SYSTEM_PATHS, errno, path);
     return 0;
@@ -163,9 +175,8 @@ static int make_sys_readonly(struct nsbox_failure *f)
     int fd = open("/sys", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    struct nsbox_mount_attr attr = {MOUNT_ATTR_RDONLY, 0, 0, 0};
     /* One call for /sys and every mount below it (Linux 5.12). */
-    long rc = syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+    long rc = set_readonly_recursively(fd, "");
     int err = errno;
     close(fd);
     if (rc == 0)

@@ -245,6 +245,10 @@ int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
         if (rc < 0) {
             kill(target, SIGKILL);
             wait_quietly(target);
+            /* A child that failed a step before the sync (then its /proc files are gone, which
+             * is why ours failed) reported it: its error is the one that explains. */
+            if (read_report(report[0], &r) > 0 && r.kind == NSBOX_REPORT_ERROR)
+                rc = set_error(res, r.step, r.err, r.detail);
             close_quietly(pidfd);
             close(report[0]);
             return rc;
