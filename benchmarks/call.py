@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     with nsbox.Container() as c:
         scenarios: dict[str, Callable[[], object]] = {
-            "multiprocessing fork (Pool(1).apply)": _in_process(multiprocessing.get_context("fork")),
+            "multiprocessing fork (Pool(1).apply)": _in_process(
+                multiprocessing.get_context("fork")),
             "multiprocessing spawn (Pool(1).apply)": _in_process(
                 multiprocessing.get_context("spawn")),
             "Container.call (fresh interpreter inside)": lambda: c.call(identity, 1),

@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from . import _native
 from . import errors as nsbox_errors
+from ._interrupts import deferred
 from ._launch import DEFAULT_PATH, argv_of, check_env, env_block
 from ._stdio import Stdio
 from .cgroup import CGroup, CGroupStats
@@ -229,6 +230,8 @@ class Container:
         self._state = "new"
         self._stack = ExitStack()
         self._init: Process | None = None
+        self._init_slot = _native.Slot()
+        self._slots: set[_native.Slot] = set()
         self._control = -1
         self._join_flags = 0
         self._setgroups_denied = False
@@ -245,7 +248,8 @@ class Container:
             raise LifecycleError(f"a Container can be entered once; this one is {self._state}")
         self._state = "starting"
         try:
-            self._start_init()
+            with deferred():
+                self._start_init()
         except BaseException:
             self._teardown()
             raise
@@ -317,12 +321,19 @@ class Container:
                     -1, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])
                     and rootfs is None),
             )
-            spawned = _native.spawn(spec)
+            spawned = _native.spawn(spec, self._init_slot)
         finally:
             os.close(control_read)
             os.close(devnull)
-        self._init = Process(["nsbox-init"], spawned.pid, spawned.pidfd, None, None, None)
+        self._init = self._claim_init()
         self._join_flags = self._namespaces_to_join(spawned.pid)
+
+    def _claim_init(self) -> Process | None:
+        # Also called by teardown: an interrupt may have struck between the spawn and its use.
+        spawned = self._init_slot.claim()
+        if spawned is None:
+            return self._init
+        return Process(["nsbox-init"], spawned.pid, spawned.pidfd, None, None, None)
 
     @staticmethod
     def _uts_name(new_ns: int, name: str | None) -> bytes | None:
@@ -353,27 +364,60 @@ class Container:
         if self._state == "closed":
             return
         self._state = "stopping"
-        try:
-            self._thaw_for_teardown()
-            for process in list(self._processes):
-                process.kill()
-            if self._control >= 0:
-                os.close(self._control)  # the init exits on EOF; its pid namespace dies with it
-                self._control = -1
-            # Our own children in the container first: a dying PID 1 waits in the kernel until
-            # every process of its namespace is reaped, and these are ours to reap.
-            for process in list(self._processes):
-                process.wait()
-            if self._init is not None:
+        with deferred():
+            self._run_teardown_steps()
+
+    def _run_teardown_steps(self) -> None:
+        steps = (self._adopt_strays, self._thaw_for_teardown, self._kill_processes,
+                 self._close_control, self._reap_processes, self._reap_init, self._stack.close)
+        first: BaseException | None = None
+        for step in steps:
+            # Every step runs whatever happened before it: an exception (KeyboardInterrupt
+            # included) is kept for the end, and the interrupted step is tried once more.
+            for _attempt in range(2):
                 try:
-                    self._init.wait(_INIT_TIMEOUT)
-                except nsbox_errors.TimeoutExpired:
-                    self._init.kill()
-                    self._init.wait()
-        finally:
-            self._processes.clear()
-            self._state = "closed"
-            self._stack.close()
+                    step()
+                    break
+                except BaseException as exc:
+                    first = first or exc
+        self._processes.clear()
+        self._state = "closed"
+        if first is not None:
+            raise first
+
+    def _adopt_strays(self) -> None:
+        self._init = self._claim_init()
+        for slot in list(self._slots):
+            spawned = slot.claim()
+            if spawned is not None:
+                self._processes.add(Process(["(interrupted spawn)"], spawned.pid,
+                                            spawned.pidfd, None, None, None))
+            self._slots.discard(slot)
+
+    def _kill_processes(self) -> None:
+        for process in list(self._processes):
+            process.kill()
+
+    def _close_control(self) -> None:
+        if self._control >= 0:
+            control, self._control = self._control, -1
+            os.close(control)  # the init exits on EOF; its pid namespace dies with it
+
+    def _reap_processes(self) -> None:
+        # Our own children in the container first: a dying PID 1 waits in the kernel until
+        # every process of its namespace is reaped, and these are ours to reap.
+        for process in list(self._processes):
+            process.kill()
+            process.wait()
+
+    def _reap_init(self) -> None:
+        if self._init is None:
+            return
+        try:
+            self._init.wait(_INIT_TIMEOUT)
+        except nsbox_errors.TimeoutExpired:
+            self._init.kill()
+            self._init.wait()
 
     def _thaw_for_teardown(self) -> None:
         # A frozen process does not act on SIGKILL under the v1 freezer, and a frozen init
@@ -431,7 +475,8 @@ class Container:
         if self._state != "running":
             raise LifecycleError(f"the container is {self._state}, not running")
 
-        with Stdio(stdin, stdout, stderr, tty=tty) as stdio:
+        # Pipes, the process and its record are made as one: Ctrl-C waits for the end.
+        with deferred(), Stdio(stdin, stdout, stderr, tty=tty) as stdio:
             spec = _native.ProcessSpec(
                 argv=argv, path=argv[0], envp=envp,
                 search_path=environment.get("PATH", DEFAULT_PATH).encode(),
@@ -447,11 +492,15 @@ class Container:
                 **self._security.process_fields(uid),
             )
             oom_check = self._oom_check()
-            spawned = _native.spawn(spec)
-            process = Process(list(args), spawned.pid, spawned.pidfd, *stdio.parent_files(),
-                              oom_check=oom_check, pty=stdio.pty)
-        self._processes.add(process)
-        process._on_reaped = self._processes.discard
+            slot = _native.Slot()
+            self._slots.add(slot)  # teardown reaps a process a signal handler left in it
+            spawned = _native.spawn(spec, slot)
+            process = Process(list(args), spawned.pid, spawned.pidfd,
+                              *stdio.parent_files(), oom_check=oom_check, pty=stdio.pty)
+            process._on_reaped = self._processes.discard
+            self._processes.add(process)
+            slot.claim()
+            self._slots.discard(slot)
         return process
 
     def _oom_check(self) -> Callable[[], bool] | None:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from typing_extensions import Self
 
+from ._interrupts import deferred
 from .errors import CalledProcessError, TimeoutExpired
 
 PIPE = subprocess.PIPE
@@ -99,9 +100,12 @@ class Process:
     def poll(self) -> int | None:
         """Reap the process if it has exited; return ``returncode`` (None while running)."""
         if self.returncode is None and self._pidfd >= 0:
-            info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
-            if info is not None and info.si_pid != 0:
-                self._set_status(info)
+            # Reaping and recording the status must not be split by Ctrl-C: a reaped process
+            # whose status was lost could never be waited for again.
+            with deferred():
+                info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
+                if info is not None and info.si_pid != 0:
+                    self._set_status(info)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from typing_extensions import Self, TypeAlias, Unpack  # noqa: UP035 - Python 3.9
 
+from .._interrupts import deferred
 from ..errors import ConfigError, LifecycleError, UnsupportedError
 from . import _v1, _v2
 from ._base import DEFAULT_TEARDOWN_TIMEOUT, REAL_FS, Backend, Fs
@@ -238,16 +239,17 @@ class CGroup:
         # Whatever happens now, this object is used up: a failed enter cannot be retried.
         self._state = _State.CLOSED
         backend = self._make_backend(detect())
-        backend.create(self.limits)
-        try:
-            self._placement = backend.open_placement()
-        except BaseException:
-            backend.destroy(self.teardown_timeout)
-            raise
-        self._backend = backend
-        self._state = _State.ACTIVE
-        if isinstance(self.parent, CGroup):
-            self.parent._children.append(self)
+        with deferred():  # Ctrl-C must not strike between creating and recording
+            backend.create(self.limits)
+            try:
+                self._placement = backend.open_placement()
+            except BaseException:
+                backend.destroy(self.teardown_timeout)
+                raise
+            self._backend = backend
+            self._state = _State.ACTIVE
+            if isinstance(self.parent, CGroup):
+                self.parent._children.append(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -276,6 +278,10 @@ class CGroup:
         if self._state is not _State.ACTIVE:
             self._state = _State.CLOSED
             return
+        with deferred():  # a half-done teardown would leave the directory behind
+            self._close()
+
+    def _close(self) -> None:
         self._state = _State.CLOSED
         backend, placement = self._backend, self._placement
         self._placement = None
