@@ -28,8 +28,8 @@ def _nsbox_cgroups() -> set[str]:
 
 
 def _snapshot() -> tuple[HostState, set[str], set[str], set[str], int]:
-    owners = state.state_dir() / "owners"
-    records = {str(p) for p in owners.rglob("*") if p.is_file()} if owners.is_dir() else set()
+    mine = state.state_dir() / "owners" / f"{os.getpid()}-{state._start_time(os.getpid())}"
+    records = {str(p) for p in mine.iterdir()} if mine.is_dir() else set()
     temps = {p.name for p in Path("/tmp").iterdir() if p.name.startswith("nsbox-")}
     return HostState(), _nsbox_cgroups(), records, temps, threading.active_count()
 
