@@ -32,6 +32,15 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """The reliability suite at full size; writes docs/reliability.md (as root)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "tests/reliability", *session.posargs,
+                env={"NSBOX_RELIABILITY": "full", "NSBOX_HYPOTHESIS_EXAMPLES": "3000",
+                     "NSBOX_RELIABILITY_REPORT": "docs/reliability.md"})
+
+
 @nox.session(python=False)
 def cgroup2(session: nox.Session) -> None:
     """The cgroup-version-dependent tests inside a pure cgroup v2 guest (slow: emulated)."""

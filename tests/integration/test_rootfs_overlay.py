@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import nsbox
+from nsbox import state
 from nsbox._native import mounts as native
 from nsbox.rootfs import OverlayRootfs, PivotRoot, make_busybox_tree
 from tests.conftest import HostState
@@ -268,3 +270,26 @@ def test_layer_paths_with_commas_colons_and_backslashes(tmp_path: Path,
         finally:
             assert native.umount(merged) == 0
     assert sorted(os.listdir(odd)) == ["base", "l,1:x"]  # no nsbox-overlay-* left there
+
+
+def test_a_killed_owner_leaves_only_what_gc_releases(base: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      clean: None) -> None:
+    """An owner SIGKILLed with an overlay mounted alone leaves its mount and directory
+    recorded in the state directory, and nsbox's gc detaches and removes both."""
+    monkeypatch.setenv("NSBOX_STATE_DIR", str(tmp_path / "state"))
+    code = ("import sys, nsbox; fs = nsbox.OverlayRootfs([sys.argv[1]]).__enter__(); "
+            "print(fs.path, flush=True); sys.stdin.read()")
+    owner = subprocess.Popen([sys.executable, "-c", code, base], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None and owner.stdin is not None
+    path = owner.stdout.readline().strip()
+    owner.kill()
+    owner.wait()
+    owner.stdin.close()
+    owner.stdout.close()
+    with open("/proc/self/mountinfo") as f:
+        assert path in {p for _, p, _, _ in mountinfo_rows(f.read())}  # left behind
+    released = {(item.kind, item.path) for item in state.gc()}
+    assert released == {("mount", path), ("dir", os.path.dirname(path))}
+    assert not os.path.exists(os.path.dirname(path))

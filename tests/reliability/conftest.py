@@ -33,6 +33,12 @@ class Record:
 
 
 _records: list[Record] = []
+_outcomes: list[tuple[str, str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _outcomes.append((report.nodeid, report.outcome, report.duration))
 
 
 @pytest.fixture
@@ -45,7 +51,7 @@ def report() -> Iterator[list[Record]]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = os.environ.get("NSBOX_RELIABILITY_REPORT")
-    if not target or not _records:
+    if not target or not _outcomes:
         return
     lines = [
         "# Reliability",
@@ -58,6 +64,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "| what | repetitions | result |",
         "|---|---:|---|",
         *(f"| {r.what} | {r.repetitions} | {r.outcome} |" for r in _records),
+        "",
+        "Every test of the suite (hostile-spec tests run "
+        f"{os.environ.get('NSBOX_HYPOTHESIS_EXAMPLES', '150')} hypothesis examples each):",
+        "",
+        "| test | outcome | seconds |",
+        "|---|---|---:|",
+        *(f"| `{nodeid}` | {outcome} | {seconds:.1f} |" for nodeid, outcome, seconds in _outcomes),
         "",
     ]
     Path(target).write_text("\n".join(lines))

@@ -1,15 +1,40 @@
-"""Host-side directories of nsbox: made with an ``nsbox-`` name, removed without crossing mounts."""
+"""Host-side directories of nsbox: made with an ``nsbox-`` name and recorded in the state
+directory first (so ``nsbox gc`` removes them if their owner dies), removed without crossing
+mounts."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import tempfile
 
+from .. import state
+
 
 def make_temp_dir(kind: str, parent: str | None = None) -> str:
-    """A new private directory ``nsbox-KIND-XXXXXXXX`` in ``parent`` (default: the temp dir)."""
-    return tempfile.mkdtemp(prefix=f"nsbox-{kind}-", dir=parent)
+    """A new private directory ``nsbox-KIND-XXXXXXXX`` in ``parent`` (default: the temp dir),
+    recorded before it is made; :func:`release_temp_dir` removes both."""
+    base = parent if parent is not None else tempfile.gettempdir()
+    for _ in range(100):
+        path = os.path.join(base, f"nsbox-{kind}-{secrets.token_hex(4)}")
+        state.record("dir", path)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            state.forget("dir", path)
+            continue
+        except BaseException:
+            state.forget("dir", path)
+            raise
+        return path
+    raise FileExistsError(f"no free nsbox-{kind}-* name in {base}")
+
+
+def release_temp_dir(path: str) -> None:
+    """Remove a directory of :func:`make_temp_dir` and its record."""
+    remove_tree(path)
+    state.forget("dir", path)
 
 
 def remove_tree(top: str) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 import attrs
 from typing_extensions import Self
 
+from .. import state
 from .._native import mounts as native
 from ..errors import ConfigError, LifecycleError, UnsupportedError
 from . import _commit, _diff
 from ._context import ChildContext
-from ._files import make_temp_dir, remove_tree
+from ._files import make_temp_dir, release_temp_dir, remove_tree
 from ._kernel import (
     USERNS_OVERLAY_KERNEL,
     fs_type,
@@ -35,6 +36,7 @@ MAX_LOWER_LAYERS = 500
 _FSCONFIG_VALUE_MAX = 255  # fsconfig copies at most 256 bytes of a string value
 _PAGE = 4096               # mount(2) copies at most a page of options
 _LOWERDIR_ADD_KERNEL = (6, 8)
+MERGED = "nsbox-merged"    # the mount point of the merged view, in the state directory
 
 
 def _to_lower(value: Any) -> tuple[str, ...]:
@@ -178,7 +180,7 @@ class OverlayRootfs:
         if not self._mounted:
             raise UnsupportedError("the merged view is mounted only inside containers here: "
                                    "mounting it in your own mount namespace needs root")
-        return os.path.join(self._dir, "merged")
+        return os.path.join(self._dir, MERGED)
 
     @property
     def upper_dir(self) -> str:
@@ -252,18 +254,18 @@ class OverlayRootfs:
             self._mounted = False
 
     def _prepare(self) -> None:
-        state = make_temp_dir("overlay")
-        self._stack.callback(remove_tree, state)
-        self._dir = state
-        os.mkdir(os.path.join(state, "merged"), 0o755)
+        state_dir = make_temp_dir("overlay")
+        self._stack.callback(release_temp_dir, state_dir)
+        self._dir = state_dir
+        os.mkdir(os.path.join(state_dir, MERGED), 0o755)
         if self.upper is None:
-            magic, name = fs_type(state)
+            magic, name = fs_type(state_dir)
             reason = upper_refusal(magic, userxattr=False, kernel=kernel_version())
             if reason:
                 raise UnsupportedError(
-                    f"the throwaway upper layer would be in {state}, on {name}: {reason}. Set "
-                    "TMPDIR to a directory on ext4, xfs, btrfs or tmpfs, or give upper=")
-            upper = os.path.join(state, "upper")
+                    f"the throwaway upper layer would be in {state_dir}, on {name}: {reason}. "
+                    "Set TMPDIR to a directory on ext4, xfs, btrfs or tmpfs, or give upper=")
+            upper = os.path.join(state_dir, "upper")
             os.mkdir(upper)
             # The merged root shows the upper root's mode and owner: make them the top layer's.
             top = os.stat(self.lower[-1])
@@ -271,19 +273,19 @@ class OverlayRootfs:
                 os.chown(upper, top.st_uid, top.st_gid)
             os.chmod(upper, stat.S_IMODE(top.st_mode))
             self._upper_dir = upper
-            self._work_dir = os.path.join(state, "work")
+            self._work_dir = os.path.join(state_dir, "work")
             os.mkdir(self._work_dir, 0o700)
             return
         if not os.path.exists(self.upper):
             os.mkdir(self.upper, 0o755)
         self._upper_dir = self.upper
         upper_dev = os.stat(self.upper).st_dev
-        if os.stat(state).st_dev == upper_dev:
-            work = os.path.join(state, "work")
+        if os.stat(state_dir).st_dev == upper_dev:
+            work = os.path.join(state_dir, "work")
             os.mkdir(work, 0o700)
         else:  # the work directory must be on the upper layer's filesystem
             work = make_temp_dir("work", os.path.dirname(self.upper))
-            self._stack.callback(remove_tree, work)
+            self._stack.callback(release_temp_dir, work)
             if os.stat(work).st_dev != upper_dev:
                 raise ConfigError(f"upper {self.upper!r} is a mount point: overlayfs needs a "
                                   "work directory beside it on the same filesystem; use a "
@@ -314,18 +316,30 @@ class OverlayRootfs:
     def _mount_here(self) -> None:
         assert self._dir is not None
         self._claim(self._stack)
-        merged = os.path.join(self._dir, "merged")
+        merged = os.path.join(self._dir, MERGED)
         spec = self._spec(relative=False, userxattr=not in_initial_user_namespace())
-        native.mount_overlay(spec, os.fsencode(merged))
+        state.record("mount", merged)  # a host mount: nsbox gc detaches it if we die
+        try:
+            native.mount_overlay(spec, os.fsencode(merged))
+        except BaseException:
+            state.forget("mount", merged)
+            raise
         self._mounted = True
-        self._stack.callback(native.umount, os.fsencode(merged))
+        self._stack.callback(self._unmount, merged)
+
+    @staticmethod
+    def _unmount(merged: str) -> None:
+        err = native.umount(os.fsencode(merged))
+        if err:
+            raise OSError(err, os.strerror(err), merged)
+        state.forget("mount", merged)
 
     # -- for the C child -----------------------------------------------------------------------
 
     def _merged_dir(self) -> str:
         if self._dir is None:
             raise LifecycleError("the OverlayRootfs is not entered")
-        return os.path.join(self._dir, "merged")
+        return os.path.join(self._dir, MERGED)
 
     def _short_name(self, target: str, name: str, relative: bool) -> str:
         """A short path for ``target``: a symlink ``name`` in the state directory."""
