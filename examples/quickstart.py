@@ -17,7 +17,7 @@ with nsbox.Container(namespaces, hostname="quickstart") as box:
             echo "inside: pid $$, hostname $(hostname), uid $(id -u)"
             echo "processes:"; ps -eo pid,comm | sed 's/^/  /'
             echo "network:";   ip -br link | sed 's/^/  /'
-            echo "mounts: $(wc -l < /proc/self/mountinfo) (a private copy of the host's)"
+            echo "root filesystem: $(findmnt -no FSTYPE,SOURCE /)"
         """],
         text=True,
         check=True,

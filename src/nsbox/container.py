@@ -176,7 +176,11 @@ class Container:
         rootfs: the container's own root filesystem: a :class:`PivotRoot`, an
             :class:`OverlayRootfs` or a directory (both with PivotRoot's default plan); also
             accepted positionally. Given unentered, the container enters it and leaves it on
-            teardown. None (default): the host's filesystem, in a private mount namespace.
+            teardown. ``"host"`` (default): as root, ``OverlayRootfs.host()`` — the host's
+            ``/`` read-only under a throwaway upper layer, with its own /proc, /sys, /dev,
+            /run and /tmp; without root, or with a joined or shared mount namespace, the
+            host's filesystem in the private mount namespace (also with a new user namespace,
+            where the kernel refuses an overlay of /). None: always the latter.
 
     Raises:
         ConfigError: on construction, for anything invalid.
@@ -194,7 +198,7 @@ class Container:
                  seccomp: SeccompProfile | str | Mapping[str, Any] | None = "default",
                  no_new_privs: bool = True, oom_score_adj: int | None = None,
                  protect_system_paths: bool = True,
-                 rootfs: PivotRoot | OverlayRootfs | str | os.PathLike[str] | None = None,
+                 rootfs: PivotRoot | OverlayRootfs | str | os.PathLike[str] | None = "host",
                  ) -> None:
         for part in parts:
             if isinstance(part, Namespaces):
@@ -206,7 +210,7 @@ class Container:
                     raise ConfigError("Container got two CGroups")
                 cgroup = part
             elif isinstance(part, (PivotRoot, OverlayRootfs)):
-                if rootfs is not None:
+                if rootfs not in (None, "host"):
                     raise ConfigError("Container got two root filesystems")
                 rootfs = part
             else:
@@ -216,7 +220,7 @@ class Container:
             raise ConfigError(f"cgroup must be an nsbox.CGroup, not {type(cgroup).__name__}")
         self.namespaces = namespaces if namespaces is not None else Namespaces()
         self.cgroup = cgroup
-        self.rootfs = as_pivot_root(rootfs)
+        self.rootfs = as_pivot_root(self._host_rootfs() if rootfs == "host" else rootfs)
         if self.rootfs is not None and self.namespaces.mount is not True:
             raise ConfigError("a root filesystem needs a new mount namespace "
                               "(Namespaces(mount=True))")
@@ -236,6 +240,17 @@ class Container:
         self._join_flags = 0
         self._setgroups_denied = False
         self._processes: set[Process] = set()
+
+    def _host_rootfs(self) -> OverlayRootfs | None:
+        # The default: the host's / under a throwaway copy-on-write layer, so host programs
+        # run and nothing they write reaches the host. Where that cannot be, the host's
+        # filesystem in the container's private mount namespace: joined or shared mount
+        # namespaces, and without root, where the kernel refuses an overlay of / (its lower
+        # layer has mounts locked below it).
+        ns = self.namespaces
+        if ns.mount is not True or ns._live is not None or ns.wants_user_namespace:
+            return None
+        return OverlayRootfs.host()
 
     def __repr__(self) -> str:
         pid = self._init.pid if self._init else None

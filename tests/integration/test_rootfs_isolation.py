@@ -57,7 +57,7 @@ echo done
 def test_host_file_is_unreachable_by_every_path(base: str, secret: Path, clean: None) -> None:
     """A file only on the host cannot be read by absolute path, '..' chains, /proc/*/root,
     /proc/*/cwd or any process's fds, while the same probe finds it without a new root."""
-    with nsbox.Container() as control:
+    with nsbox.Container(rootfs=None) as control:  # the host's filesystem
         found = control.run(["sh", "-c", PROBE, "sh", str(secret)], text=True).stdout
     assert f"LEAK {secret}" in found  # the probe does detect a reachable file
 

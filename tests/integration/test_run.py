@@ -138,3 +138,17 @@ def test_exception_in_body_still_tears_down() -> None:
         init_pid = c.init_pid
         raise KeyError("boom")
     assert not os.path.exists(f"/proc/{init_pid}")
+
+
+def test_default_root_keeps_writes_inside() -> None:
+    """As root, Container() runs host programs on a copy-on-write view of the host's / with
+    its own /tmp: what it writes never reaches the host."""
+    marker = f"/var/tmp/nsbox-default-root-{os.getpid()}"
+    with nsbox.Container() as c:
+        assert c.run(["sh", "-c", f"echo hi > {marker}; echo hi > /tmp/nsbox-x; cat {marker}"],
+                     text=True).stdout == "hi\n"
+        root = c.run(["sh", "-c", "grep ' / / ' /proc/self/mountinfo"], text=True).stdout
+        tmp = c.run(["ls", "/tmp"], text=True).stdout.split()
+    assert " - overlay " in root
+    assert tmp == ["nsbox-x"]
+    assert not os.path.exists(marker) and not os.path.exists("/tmp/nsbox-x")

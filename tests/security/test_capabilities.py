@@ -132,10 +132,10 @@ def test_no_new_privs_ignores_setuid_programs(host_state: object) -> None:
         program = os.path.join(tmp, "id")
         shutil.copy("/usr/bin/id", program)
         os.chmod(program, 0o4755)
-        with nsbox.Container(user=1000) as locked:
+        with nsbox.Container(user=1000, rootfs=None) as locked:  # sees the host's tmp
             euid_locked = locked.run([program, "-u"], text=True, check=True).stdout
             nnp = _status(locked)["NoNewPrivs"].strip()
-        with nsbox.Container(user=1000, no_new_privs=False) as open_:
+        with nsbox.Container(user=1000, no_new_privs=False, rootfs=None) as open_:
             euid_open = open_.run([program, "-u"], text=True, check=True).stdout
     assert (euid_locked, nnp) == ("1000\n", "1")
     assert euid_open == "0\n"

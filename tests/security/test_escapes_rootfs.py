@@ -69,7 +69,7 @@ def test_chroot_trick_reaches_no_host_file(mode: str, rootless_python: list[str]
             shutil.copy({attacker!r}, os.path.join(tree, "bin", "attacker"))
             with nsbox.Container(rootfs=OverlayRootfs([tree])) as c:
                 inside = c.run(["/bin/attacker", "chroot", {str(secret)!r}], text=True)
-            with nsbox.Container() as c:  # the control: no root filesystem of its own
+            with nsbox.Container(rootfs=None) as c:  # the control: the host's filesystem
                 control = c.run([{attacker!r}, "chroot", {str(secret)!r}], text=True)
             print(json.dumps({{"inside": [inside.returncode, inside.stdout, inside.stderr],
                                "control": [control.returncode, control.stdout]}}))
