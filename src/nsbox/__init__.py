@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+from .cgroup import CGroup as CGroup
+from .cgroup import CGroupStats as CGroupStats
 from .container import Container as Container
 from .container import ContainerOptions as ContainerOptions
 from .container import run as run
 from .errors import CalledProcessError as CalledProcessError
+from .errors import CallError as CallError
 from .errors import CGroupError as CGroupError
 from .errors import ConfigError as ConfigError
 from .errors import LifecycleError as LifecycleError
@@ -33,36 +36,41 @@ from .rootfs import Tmpfs as Tmpfs
 from .security import ArgCondition as ArgCondition
 from .security import SeccompProfile as SeccompProfile
 from .security import SyscallRule as SyscallRule
+from .state import gc as gc
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEVNULL",
-    "PIPE",
-    "STDOUT",
     "ArgCondition",
     "Bind",
+    "CGroup",
     "CGroupError",
+    "CGroupStats",
+    "CallError",
     "CalledProcessError",
     "Change",
     "CompletedProcess",
     "ConfigError",
     "Container",
     "ContainerOptions",
+    "DEVNULL",
     "IdMap",
     "Join",
     "LifecycleError",
     "Namespaces",
     "NsboxError",
     "OverlayRootfs",
+    "PIPE",
     "PivotRoot",
     "Process",
+    "STDOUT",
     "SeccompProfile",
     "SpawnError",
     "SyscallRule",
     "TimeoutExpired",
     "Tmpfs",
     "UnsupportedError",
-    "__version__",
+    "gc",
     "run",
+    "__version__",
 ]
