@@ -32,6 +32,23 @@ def set_window_size(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
+_TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int)
+_TIOCGPTPEER = 0x5441  # Linux 4.13
+
+
+def _open_pty_pair(ptmx: str) -> tuple[int, int]:
+    """A pty from the devpts instance of ``ptmx``: the slave opened through the master
+    (TIOCGPTPEER), never by a path that the container could have replaced."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, int(slave)
+
+
 class Stdio:
     """The three stdio ends of a new process: pipes made here, closed on the parent's side.
 
@@ -40,14 +57,14 @@ class Stdio:
     """
 
     def __init__(self, stdin: StdioSpec, stdout: StdioSpec, stderr: StdioSpec,
-                 tty: bool | tuple[int, int] = False) -> None:
+                 tty: bool | tuple[int, int] = False, ptmx: str | None = None) -> None:
         self._to_close: list[int] = []
         self._parent: list[IO[bytes] | None] = [None, None, None]
         self.child_fds: list[tuple[int, int]] = []
         self.pty: IO[bytes] | None = None
         try:
             if tty:
-                slave = self._open_pty(tty if isinstance(tty, tuple) else terminal_size())
+                slave = self._open_pty(tty if isinstance(tty, tuple) else terminal_size(), ptmx)
                 stdin, stdout, stderr = (slave if s is None else s for s in (stdin, stdout, stderr))
             for target, spec in enumerate((stdin, stdout, stderr)):
                 self.child_fds.append((self._child_end(target, spec), target))
@@ -62,11 +79,11 @@ class Stdio:
         """Whether stdin is the pty's slave, to become the process's controlling terminal."""
         return self.pty is not None and os.isatty(self.child_fds[0][0])
 
-    def _open_pty(self, size: tuple[int, int]) -> int:
+    def _open_pty(self, size: tuple[int, int], ptmx: str | None) -> int:
         rows, columns = size
         if not (0 < rows < 65536 and 0 < columns < 65536):
             raise ConfigError(f"tty size must be (rows, columns) in 1..65535, not {size!r}")
-        master, slave = os.openpty()  # both close-on-exec (non-inheritable)
+        master, slave = os.openpty() if ptmx is None else _open_pty_pair(ptmx)
         self._to_close.append(slave)
         self.pty = open(master, "r+b", buffering=0)  # noqa: SIM115 - the Process owns it
         set_window_size(master, rows, columns)

@@ -491,7 +491,8 @@ class Container:
             raise LifecycleError(f"the container is {self._state}, not running")
 
         # Pipes, the process and its record are made as one: Ctrl-C waits for the end.
-        with deferred(), Stdio(stdin, stdout, stderr, tty=tty) as stdio:
+        ptmx = self._container_ptmx() if tty else None
+        with deferred(), Stdio(stdin, stdout, stderr, tty=tty, ptmx=ptmx) as stdio:
             spec = _native.ProcessSpec(
                 argv=argv, path=argv[0], envp=envp,
                 search_path=environment.get("PATH", DEFAULT_PATH).encode(),
@@ -517,6 +518,14 @@ class Container:
             slot.claim()
             self._slots.discard(slot)
         return process
+
+    def _container_ptmx(self) -> str | None:
+        # With a root filesystem the container has its own devpts: its terminals come from
+        # there (reached through the init's root), so a process inside sees its tty in its
+        # own /dev/pts. Without one it shares the host's /dev/pts.
+        if self.rootfs is None or self._init is None:
+            return None
+        return f"/proc/{self._init.pid}/root/dev/pts/ptmx"
 
     def _oom_check(self) -> Callable[[], bool] | None:
         return None if self.cgroup is None else self.cgroup.oom_check()

@@ -80,3 +80,13 @@ def test_cli_run_it_attaches_a_terminal() -> None:
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_pty_comes_from_the_containers_devpts() -> None:
+    """With a root filesystem, the process's terminal is in the container's own devpts."""
+    with nsbox.Container(rootfs=nsbox.OverlayRootfs.host()) as c, \
+            c.spawn(["sh", "-c", "tty; ls /dev/pts; echo done"], tty=(20, 70)) as p:
+        assert p.pty is not None
+        out = _read_until(p.pty.fileno(), b"done")
+        assert p.wait(10) == 0
+    assert out.split()[:3] == [b"/dev/pts/0", b"0", b"ptmx"]
