@@ -432,7 +432,16 @@ class Container:
             self._init.wait(_INIT_TIMEOUT)
         except nsbox_errors.TimeoutExpired:
             self._init.kill()
-            self._init.wait()
+            try:
+                self._init.wait(_INIT_TIMEOUT)
+            except nsbox_errors.TimeoutExpired:
+                # A dying PID 1 waits until every process of its namespace is reaped; one that
+                # is our child and unknown to this container keeps it there. Say so rather
+                # than hang.
+                raise nsbox_errors.NsboxError(
+                    f"the init of the container (pid {self._init.pid}) did not exit: a process "
+                    "of its pid namespace is still unreaped (see /proc/self/task/*/children)"
+                ) from None
 
     def _thaw_for_teardown(self) -> None:
         # A frozen process does not act on SIGKILL under the v1 freezer, and a frozen init
