@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -30,15 +31,18 @@ def _nsbox_cgroups() -> set[str]:
 def _snapshot() -> tuple[HostState, set[str], set[str], set[str], int]:
     mine = state.state_dir() / "owners" / f"{os.getpid()}-{state._start_time(os.getpid())}"
     records = {str(p) for p in mine.iterdir()} if mine.is_dir() else set()
-    temps = {p.name for p in Path("/tmp").iterdir() if p.name.startswith("nsbox-")}
+    temps = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
     return HostState(), _nsbox_cgroups(), records, temps, threading.active_count()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="cgroups here need root")
-def test_soak_sequential_and_concurrent(report: list[Record]) -> None:
+def test_soak_sequential_and_concurrent(report: list[Record], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """N containers in a row and 50 at a time for R rounds leave no mount, cgroup, fd, thread,
     child, record or temporary directory, and the parent's RSS grows by less than 5 MiB."""
     sequential, rounds = size(300, 10_000), size(4, 200)
+    # A temporary directory of this test's own, so other processes' files do not count.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for _ in range(20):  # warm caches and allocator pools before the baseline
         nsbox.run(["true"])
     host, cgroups, records, temps, threads = _snapshot()
