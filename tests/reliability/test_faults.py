@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +129,32 @@ def test_fault(name: str, clean_host: None, report: list[Record]) -> None:
         with nsbox.Container(cgroup=CGroup(memory_max="64M", swap_max=0, pids_max=40)) as c:
             FAULTS[name](c)
     report.append(Record(name, rounds, "torn down, nothing left behind"))
+
+
+def test_full_upper_layer_is_enospc_inside_only(tmp_path: Path, clean_host: None,
+                                                report: list[Record]) -> None:
+    """An upper layer on a full 8 MiB tmpfs gives ENOSPC to the writer inside; the container
+    keeps working and the host's filesystems are unaffected."""
+    space = tmp_path / "nsbox-small"
+    space.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "nsbox-small", str(space)],
+                   check=True)
+    try:
+        rounds = size(3, 20)
+        for _ in range(rounds):
+            free_before = shutil.disk_usage("/").free
+            upper = space / "upper"
+            with nsbox.Container(rootfs=nsbox.OverlayRootfs.host(upper=upper)) as c:
+                fill = c.run(["sh", "-c", "dd if=/dev/zero of=/var/nsbox-fill bs=1M count=64"],
+                             text=True)
+                assert fill.returncode != 0 and "No space left" in fill.stderr
+                assert c.run(["sh", "-c", "rm /var/nsbox-fill && echo ok"],
+                             text=True).stdout == "ok\n"
+            assert abs(shutil.disk_usage("/").free - free_before) < 32 * 2**20
+            shutil.rmtree(upper)
+            for leftover in space.iterdir():
+                shutil.rmtree(leftover)
+    finally:
+        subprocess.run(["umount", str(space)], check=True)
+    report.append(Record("upper layer's filesystem fills up (ENOSPC inside)", rounds,
+                         "ENOSPC for the writer, container still works, host unaffected"))

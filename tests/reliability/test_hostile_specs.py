@@ -115,3 +115,28 @@ def test_cli_arguments(argv: list[str]) -> None:
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 2
     assert isinstance(code, int)
+
+
+ROOTFS_FIELDS = ["proc", "dev", "sys", "mounts", "masked_paths", "readonly_paths", "readonly"]
+SECURITY_FIELDS = ["cap_add", "cap_drop", "seccomp", "no_new_privs", "oom_score_adj",
+                   "protect_system_paths", "rootfs"]
+
+
+@hostile
+@given(values, values, st.dictionaries(st.sampled_from(ROOTFS_FIELDS), values, max_size=3))
+def test_rootfs_specs(lower: Any, upper: Any, fields: dict[str, Any]) -> None:
+    """OverlayRootfs, PivotRoot, Bind and Tmpfs with random values raise only ConfigError or
+    UnsupportedError, and create nothing (construction does not touch the filesystem)."""
+    _only_allowed(lambda: nsbox.OverlayRootfs(lower, upper=upper))
+    _only_allowed(lambda: nsbox.PivotRoot(lower, **fields))
+    _only_allowed(lambda: nsbox.Bind(lower, upper))
+    _only_allowed(lambda: nsbox.Tmpfs(lower, size=upper))
+
+
+@hostile
+@given(st.dictionaries(st.sampled_from(SECURITY_FIELDS), values, max_size=3), values)
+def test_security_specs(fields: dict[str, Any], profile: Any) -> None:
+    """Container security options and SeccompProfile.from_oci with random values raise only
+    ConfigError or UnsupportedError."""
+    _only_allowed(lambda: nsbox.Container(**fields))
+    _only_allowed(lambda: nsbox.SeccompProfile.from_oci(profile))
