@@ -39,18 +39,20 @@ def main() -> None:
     scenarios["subprocess.run(/bin/true)"] = lambda: subprocess.run([TRUE], check=True)
     with nsbox.Container() as live:
         scenarios["c.run(/bin/true), live container"] = lambda: live.run([TRUE], check=True)
-        scenarios["nsbox.run, fresh pid+mnt+uts+ipc"] = lambda: nsbox.run(
+        scenarios["nsbox.run, fresh pid+mnt+uts+ipc, host fs"] = lambda: nsbox.run(
+            [TRUE], namespaces=fresh_ns, rootfs=None, check=True)
+        scenarios["nsbox.run, fresh pid+mnt+uts+ipc, default root"] = lambda: nsbox.run(
             [TRUE], namespaces=fresh_ns, check=True)
-        scenarios["nsbox.run, fresh default (+net, cgroup)"] = lambda: nsbox.run(
+        scenarios["nsbox.run, fresh default (+net, cgroup ns)"] = lambda: nsbox.run(
             [TRUE], check=True)
         results = {name: measure(fn, args.runs) for name, fn in scenarios.items()}
 
     floor = statistics.median(results["subprocess.run(/bin/true)"])
-    print(f"{'scenario':<42} {'median ms':>10} {'p90 ms':>8} {'x subprocess':>13}")
+    print(f"{'scenario':<48} {'median ms':>10} {'p90 ms':>8} {'x subprocess':>13}")
     for name, times in results.items():
         median = statistics.median(times)
         p90 = statistics.quantiles(times, n=10)[-1]
-        print(f"{name:<42} {median:>10.3f} {p90:>8.3f} {median / floor:>13.2f}")
+        print(f"{name:<48} {median:>10.3f} {p90:>8.3f} {median / floor:>13.2f}")
 
 
 if __name__ == "__main__":
