@@ -64,6 +64,20 @@ def _warm_native() -> None:
     _native.init_program_fd()
 
 
+@pytest.fixture(autouse=True)
+def _private_tempdir(monkeypatch: pytest.MonkeyPatch,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """nsbox's temporary directories go to a directory of this test's own, so that checks for
+    leftovers see only what this test made, not another process's. Like /tmp it is
+    world-writable and sticky, and reachable by ids a container maps root to."""
+    tmp_path_factory.getbasetemp()  # pytest's own stays where it is
+    private = tempfile.mkdtemp(prefix="nsbox-tests-", dir="/tmp")
+    os.chmod(private, 0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", private)
+    yield
+    shutil.rmtree(private, ignore_errors=True)
+
+
 @pytest.fixture
 def host_state() -> Iterator[HostState]:
     """The host's state before the test; asserted unchanged after it."""

@@ -107,6 +107,8 @@ class OverlayRootfs:
                 st = os.stat(layer)
             except FileNotFoundError:
                 raise ConfigError(f"lower layer {layer!r} does not exist") from None
+            except OSError as exc:
+                raise ConfigError(f"lower layer {layer!r} cannot be used: {exc.strerror}") from None
             if not stat.S_ISDIR(st.st_mode):
                 raise ConfigError(f"lower layer {layer!r} is not a directory")
             if (st.st_dev, st.st_ino) in seen:
