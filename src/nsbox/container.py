@@ -35,6 +35,7 @@ from .process import (
     StdioSpec,
     collect,
     collect_async,
+    reap_unowned_zombies,
 )
 from .rootfs import OverlayRootfs, PivotRoot, as_pivot_root
 from .security import SeccompProfile
@@ -429,9 +430,14 @@ class Container:
         if self._init is None:
             return
         try:
-            self._init.wait(_INIT_TIMEOUT)
+            try:
+                self._init.wait(0.05)
+            except nsbox_errors.TimeoutExpired:
+                reap_unowned_zombies()  # what a dying PID 1 may be waiting for
+                self._init.wait(_INIT_TIMEOUT)
         except nsbox_errors.TimeoutExpired:
             self._init.kill()
+            reap_unowned_zombies()
             try:
                 self._init.wait(_INIT_TIMEOUT)
             except nsbox_errors.TimeoutExpired:

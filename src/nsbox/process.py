@@ -13,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, Any
@@ -30,6 +31,37 @@ STDOUT = subprocess.STDOUT
 #: only), an fd, or an object with ``fileno()``.
 StdioSpec = None | int | IO[Any]
 Args = Sequence[str | bytes | os.PathLike[str]]
+
+
+#: Every Process not yet reaped, by pid: what is ours to reap and what is someone's.
+_LIVE: weakref.WeakValueDictionary[int, Process] = weakref.WeakValueDictionary()
+
+
+def reap_unowned_zombies() -> list[int]:
+    """Reap our exited children that live in a child pid namespace and that no Process owns.
+
+    A dying PID 1 waits in the kernel until every process of its namespace is reaped; a
+    zombie that is ours (forked with CLONE_PARENT) but that no Process will ever wait for
+    would keep it there for good. Children in our own pid namespace are never touched.
+    """
+    reaped = []
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as f:
+            pids = [int(p) for p in f.read().split()]
+        for pid in pids:
+            if pid in _LIVE:
+                continue
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if status.get("State", "").split()[:1] == ["Z"] and \
+                    len(status.get("NSpid", "").split()) > 1:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                    reaped.append(pid)
+    return reaped
 
 
 class CompletedProcess(subprocess.CompletedProcess[Any]):
@@ -83,6 +115,7 @@ class Process:
         self._oom_check = oom_check
         self._oom_killed = False
         self._on_reaped: Callable[[Process], None] | None = None
+        _LIVE[pid] = self
 
     def __repr__(self) -> str:
         return f"<nsbox.Process pid={self.pid} returncode={self.returncode}>"
@@ -134,6 +167,7 @@ class Process:
             self.returncode = -info.si_status
         os.close(self._pidfd)
         self._pidfd = -1
+        _LIVE.pop(self.pid, None)
         if self.returncode == -signal.SIGKILL and self._oom_check is not None:
             self._oom_killed = self._oom_check()
         if self._on_reaped is not None:

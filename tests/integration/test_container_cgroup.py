@@ -123,7 +123,8 @@ def test_fork_bomb_stays_under_pids_max() -> None:
     with nsbox.Container(cgroup=CGroup(pids_max=32)) as c:
         bomb = c.spawn(["sh", "-c", "b() { b | b & }; b"], stderr=nsbox.DEVNULL)
         time.sleep(1)
-        assert c.cgroup is not None and len(c.cgroup.procs()) <= 32
+        pids = c.stats().pids_current  # the kernel's count; a listing may hold exiting tasks
+        assert pids is not None and pids <= 32
         bomb.kill()
     assert _nsbox_cgroup_dirs() == set()
 

@@ -163,9 +163,11 @@ static void set_credentials(const struct nsbox_spec *s, int report_fd)
 {
     if (s->set_groups && syscall(SYS_setgroups, (size_t)s->n_groups, s->groups) < 0)
         fail(report_fd, NSBOX_STEP_SETGROUPS, errno, NULL);
-    if (s->gid >= 0 && syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
+    gid_t gid = (gid_t)s->gid;
+    uid_t uid = (uid_t)s->uid;
+    if (s->gid >= 0 && syscall(SYS_setresgid, gid, gid, gid) < 0)
         fail(report_fd, NSBOX_STEP_SETGID, errno, NULL);
-    if (s->uid >= 0 && syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+    if (s->uid >= 0 && syscall(SYS_setresuid, uid, uid, uid) < 0)
         fail(report_fd, NSBOX_STEP_SETUID, errno, NULL);
 }
 

@@ -167,8 +167,8 @@ struct nsbox_spec {
     int new_session;
     int controlling_tty;                 /* make the source of fds[0], a tty, the controlling one */
     const char *cwd;
-    int uid;                             /* -1: unchanged */
-    int gid;
+    long long uid;                       /* -1: unchanged; else 0..2^32-2 */
+    long long gid;
     const unsigned int *groups;
     int n_groups;
     int set_groups;                      /* call setgroups(groups) */
