@@ -152,3 +152,10 @@ def test_default_root_keeps_writes_inside() -> None:
     assert " - overlay " in root
     assert tmp == ["nsbox-x"]
     assert not os.path.exists(marker) and not os.path.exists("/tmp/nsbox-x")
+
+
+def test_large_uids_reach_the_process(container: nsbox.Container) -> None:
+    """uids and gids above 2^31 (valid up to 2^32-2) are set, not rejected or truncated."""
+    assert container.run(["id", "-u"], user=2**31 + 5, text=True).stdout == f"{2**31 + 5}\n"
+    assert container.run(["id", "-g"], user=7, group=2**32 - 2,
+                         text=True).stdout == f"{2**32 - 2}\n"
