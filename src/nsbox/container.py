@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
@@ -38,11 +39,13 @@ from .process import (
     reap_unowned_zombies,
 )
 from .rootfs import OverlayRootfs, PivotRoot, as_pivot_root
+from .rootfs._kernel import fs_type
 from .security import SeccompProfile
 from .security import _policy as security
 
 T = TypeVar("T")
 _INIT_TIMEOUT = 5.0
+_PLAIN_FILESYSTEMS = frozenset({"tmpfs", "ext4", "xfs", "btrfs"})
 _NEEDS_OWN_PROC = CLONE_FLAGS["mount"] | CLONE_FLAGS["pid"]
 
 RlimitValue = int | tuple[int, int]
@@ -181,7 +184,8 @@ class Container:
             ``/`` read-only under a throwaway upper layer, with its own /proc, /sys, /dev,
             /run and /tmp; without root, or with a joined or shared mount namespace, the
             host's filesystem in the private mount namespace (also with a new user namespace,
-            where the kernel refuses an overlay of /). None: always the latter.
+            where the kernel refuses an overlay of /, and when the temporary directory is on
+            a filesystem an overlay cannot write to). None: always the latter.
 
     Raises:
         ConfigError: on construction, for anything invalid.
@@ -250,6 +254,11 @@ class Container:
         # layer has mounts locked below it).
         ns = self.namespaces
         if ns.mount is not True or ns._live is not None or ns.wants_user_namespace:
+            return None
+        # Both / (the lower layer) and the temporary directory (the throwaway upper) must be
+        # plain filesystems: inside many containers, and on live systems, / is itself an
+        # overlay, which the kernel may refuse to stack another one on.
+        if any(fs_type(path)[1] not in _PLAIN_FILESYSTEMS for path in ("/", tempfile.gettempdir())):
             return None
         return OverlayRootfs.host()
 
