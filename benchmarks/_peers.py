@@ -1,6 +1,6 @@
 """The peers' side of the benchmarks: a busybox rootfs, OCI bundles, command lines, cleanup.
 
-Everything lives in one temporary directory ``/tmp/nsbox-bench-XXXX`` (rootfs, bundles, the
+Everything lives in one temporary directory ``/var/tmp/nsbox-bench-XXXX`` (rootfs, bundles, the
 runtimes' state directories given with ``--root``) and every cgroup the OCI runtimes create goes
 under one parent of our own, ``nsbox-bench-<pid>``, in each hierarchy. :meth:`Workspace.close`
 deletes every container, removes those cgroups (only ours) and the directory.
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,38 @@ def enter_private_cgroup_view_if_needed(argv: Sequence[str]) -> str:
     os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "--",
                            "/bin/sh", "-c", script, "sh", *argv], env)
     raise AssertionError("unreachable")
+
+
+@dataclass
+class Snapshot:
+    """A frozen copy of nsbox's source (with its built extension and init), imported by the
+    benchmark and every interpreter it starts, so edits made meanwhile change nothing."""
+
+    dir: str
+    describe: str
+
+
+def snapshot_nsbox(src: str) -> Snapshot:
+    """Copy ``src/nsbox`` once (the re-executed benchmark reuses the copy) and put it first
+    on ``sys.path`` and ``PYTHONPATH``."""
+    copy = os.environ.get("NSBOX_BENCH_SRC")
+    if not copy:
+        copy = tempfile.mkdtemp(prefix="nsbox-bench-src-")
+        shutil.copytree(os.path.join(src, "nsbox"), os.path.join(copy, "nsbox"),
+                        ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
+        os.environ["NSBOX_BENCH_SRC"] = copy
+    sys.path.insert(0, copy)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (copy, os.environ.get("PYTHONPATH", "")) if p)
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", src, *args], capture_output=True, text=True)
+        return out.stdout.strip()
+    changed = len(git("status", "--porcelain", "--", ".").splitlines())
+    describe = (f"{git('rev-parse', '--short', 'HEAD')}"
+                f"{f' + {changed} uncommitted files in src/' if changed else ''}, "
+                f"frozen at {time.strftime('%H:%M:%S')} into {copy}")
+    return Snapshot(copy, describe)
 
 
 def v1_hierarchies() -> list[str]:
@@ -113,7 +146,10 @@ class Slot:
 class Workspace:
     """The temporary directory with the rootfs, the bundles and the runtimes' state."""
 
-    root: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="nsbox-bench-"))
+    # Under /var/tmp, not /tmp: nsbox's default rootfs (an overlay of the host's /) gives a
+    # container its own /tmp, where the payload (this busybox) would not be found.
+    root: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="nsbox-bench-",
+                                                               dir="/var/tmp"))
     cgroup_parent: str = field(default_factory=lambda: f"nsbox-bench-{os.getpid()}")
     _pools: dict[str, queue.SimpleQueue[Slot]] = field(default_factory=dict)
     _made: list[Slot] = field(default_factory=list)

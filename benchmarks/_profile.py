@@ -1,9 +1,14 @@
 """Where nsbox's spawn path spends its time: the evidence behind docs/performance.md.
 
-    .venv/bin/python benchmarks/_profile.py timeline [--variant net|nonet|cgroup|live]
-    .venv/bin/python benchmarks/_profile.py python   [--variant ...]
+    .venv/bin/python benchmarks/_profile.py timeline [--variant V] [--idle 0.2]
+    .venv/bin/python benchmarks/_profile.py python   [--variant V]
     .venv/bin/python benchmarks/_profile.py rss
-    .venv/bin/python benchmarks/_profile.py cpu      [--variant ...]
+    .venv/bin/python benchmarks/_profile.py cpu      [--variant V]
+
+Variants (``nsbox.run(["/bin/true"])`` with pid+mount+uts+ipc+net unless said): ``net`` the
+host's filesystem shared (rootfs=None), ``nonet`` the same without net, ``default`` nsbox's
+default rootfs, ``rootfs`` a busybox PivotRoot, ``cgroup`` net plus a memory cgroup, ``live``
+``c.run`` in one running container.
 
 - ``timeline``: kernel tracepoints (perf record of raw_syscalls and sched_process_*, inherited
   by every child) around each ``nsbox.run``; every phase of one container's life is cut at a
@@ -12,8 +17,9 @@
   disk), beside the C ``nsbox_spawn`` calls.
 - ``rss``: the same ``nsbox.run`` while this interpreter holds more memory (a clone without
   CLONE_VM copies the page tables of all of it), against subprocess (vfork).
-- ``cpu``: ``perf record -a -g`` during a loop: the hottest symbols, kernel and user, on every
-  CPU (namespace teardown runs in kernel workers, off the caller's clock but not off the CPU).
+- ``cpu``: ``perf record -g`` of the workload's processes (inclusive, by symbol), then
+  ``-a`` for the kernel workers meanwhile (namespace teardown runs there, off the caller's
+  clock but not off the CPU).
 
 Needs root and perf (Debian: linux-perf). Nothing here asserts anything about time.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import os
 import re
@@ -38,38 +45,62 @@ MARK = 987654  # os.getsid(MARK) fails fast and is easy to find among the syscal
 NR = {"read": 0, "pwrite64": 18, "clone": 56, "getsid": 124, "setns": 308, "clone3": 435,
       "wait4": 61, "waitid": 247, "close": 3, "execve": 59, "execveat": 322, "seccomp": 317,
       "mount": 165, "mount_setattr": 442, "sethostname": 170, "ioctl": 16, "prctl": 157,
-      "capset": 126}
+      "capset": 126, "pivot_root": 155, "umount2": 166, "open_tree": 428, "move_mount": 429,
+      "fsopen": 430, "fsconfig": 431, "fsmount": 432, "mknodat": 259, "mkdirat": 258}
 NAME = {v: k for k, v in NR.items()}
 #: Syscalls timed inside the container's processes (their summed time per container).
 TIMED = ("seccomp", "execve", "execveat", "mount", "mount_setattr", "sethostname", "ioctl",
-         "prctl", "capset", "setns")
+         "prctl", "capset", "setns", "pivot_root", "umount2", "open_tree", "move_mount",
+         "fsopen", "fsconfig", "fsmount", "mknodat", "mkdirat")
 NS_NET = ("pid", "mount", "uts", "ipc", "net")
 NS_NO_NET = ("pid", "mount", "uts", "ipc")
 
 
-def mark() -> None:
+def mark(end: bool = False) -> None:
+    """A syscall easy to find in a trace: before each container, and after (``end``)."""
     with contextlib.suppress(OSError):
-        os.getsid(MARK)
+        os.getsid(MARK + 1 if end else MARK)
 
 
-def workload(variant: str, runs: int, warmup: int = 30) -> Callable[[], None]:
-    """One ``fn()`` per measured container; the caller marks each with :func:`mark`."""
+def workload(variant: str) -> Callable[[], None]:
+    """One ``fn()`` per measured container; the caller marks each with :func:`mark`.
+
+    Variants: ``net``/``nonet`` share the host's filesystem (rootfs=None), ``default`` is
+    nsbox's default rootfs, ``rootfs`` a busybox PivotRoot, ``cgroup`` net plus a memory
+    cgroup, ``live`` is ``c.run`` in one running container.
+    """
+    import inspect
+
     import nsbox
 
     ns = nsbox.Namespaces.of(*(NS_NO_NET if variant == "nonet" else NS_NET))
+    shared = ({"rootfs": None} if "rootfs" in inspect.signature(nsbox.Container).parameters
+              else {})
     true = ["/bin/true"]
     if variant == "live":
-        live = nsbox.Container(ns).__enter__()
+        live = nsbox.Container(ns, **shared).__enter__()
         return lambda: live.run(true)
     if variant == "cgroup":
         from nsbox.cgroup import CGroup
 
-        return lambda: nsbox.run(true, namespaces=ns, cgroup=CGroup(memory_max="256M"))
-    return lambda: nsbox.run(true, namespaces=ns)
+        return lambda: nsbox.run(true, namespaces=ns, cgroup=CGroup(memory_max="256M"),
+                                 **shared)
+    if variant == "rootfs":
+        import atexit
+
+        from _peers import Workspace
+
+        ws = Workspace()
+        atexit.register(ws.close)
+        return lambda: nsbox.run(true, namespaces=ns,
+                                 rootfs=nsbox.PivotRoot(ws.rootfs, readonly=True))
+    if variant == "default":
+        return lambda: nsbox.run(true, namespaces=ns)
+    return lambda: nsbox.run(true, namespaces=ns, **shared)
 
 
 def run_workload(variant: str, runs: int, idle: float = 0.0) -> None:
-    fn = workload(variant, runs)
+    fn = workload(variant)
     for _ in range(30):
         fn()
     for _ in range(runs):
@@ -77,7 +108,7 @@ def run_workload(variant: str, runs: int, idle: float = 0.0) -> None:
             time.sleep(idle)
         mark()
         fn()
-    mark()
+        mark(end=True)
 
 
 # -- timeline: perf tracepoints ------------------------------------------------------------------
@@ -143,10 +174,12 @@ def timeline(perf_data: str, live: bool) -> list[dict[str, float]]:
         if event == "raw_syscalls:sys_enter" and pid == main:
             nr, args = _nr(detail)
             if nr == NR["getsid"] and args.startswith(f"({MARK:x},"):
-                if cur is not None:
-                    cur["end"] = t
-                    iterations.append(cur)
                 cur, roles = {"mark": t}, {}
+                continue
+            if nr == NR["getsid"] and args.startswith(f"({MARK + 1:x},") and cur is not None:
+                cur["end"] = t
+                iterations.append(cur)
+                cur = None
                 continue
         if cur is None:
             continue
@@ -209,7 +242,7 @@ def phase_table(iterations: list[dict[str, float]], live: bool) -> list[tuple[st
         if d:
             rows.append((label, statistics.median(d), len(d)))
     total = [it["end"] - it["mark"] for it in iterations]
-    rows.append(("total (mark to mark)", statistics.median(total), len(total)))
+    rows.append(("total (start to return)", statistics.median(total), len(total)))
     keys = sorted({k for it in iterations for k in it if ":" in k})
     for key in keys:
         d = [it.get(key, 0.0) for it in iterations]
@@ -254,6 +287,7 @@ def cmd_python(args: argparse.Namespace) -> None:
         static = isinstance(inspect.getattr_static(owner, name), staticmethod)
         orig = getattr(owner, name)
 
+        @functools.wraps(orig)
         def timed(*a: Any, **k: Any) -> Any:
             t = time.perf_counter_ns()
             try:
@@ -264,10 +298,10 @@ def cmd_python(args: argparse.Namespace) -> None:
 
     orig_spawn = _native.spawn
 
-    def spawn(spec: Any) -> Any:
+    def spawn(spec: Any, *rest: Any, **kw: Any) -> Any:
         t = time.perf_counter_ns()
         try:
-            return orig_spawn(spec)
+            return orig_spawn(spec, *rest, **kw)
         finally:
             key = ("  of which C nsbox_spawn: the init" if spec.exec_fd >= 0
                    else "  of which C nsbox_spawn: process")
@@ -275,10 +309,10 @@ def cmd_python(args: argparse.Namespace) -> None:
     _native.spawn = spawn
     orig_to_c = _native._to_c
 
-    def to_c(spec: Any, keep: Any) -> Any:
+    def to_c(*a: Any, **kw: Any) -> Any:
         t = time.perf_counter_ns()
         try:
-            return orig_to_c(spec, keep)
+            return orig_to_c(*a, **kw)
         finally:
             times["_to_c (cffi struct, each spawn)"].append((time.perf_counter_ns() - t) / 1e3)
     _native._to_c = to_c
@@ -289,7 +323,7 @@ def cmd_python(args: argparse.Namespace) -> None:
     wrap(C, "collect", "collect (wait for exit, read pipes)")
     wrap(C.Container, "_teardown", "teardown (close control fd, wait for the init)")
 
-    fn = workload(args.variant, args.runs)
+    fn = workload(args.variant)
     total = []
     for i in range(args.runs + 30):
         t = time.perf_counter_ns()
@@ -316,18 +350,21 @@ def cmd_rss(args: argparse.Namespace) -> None:
     import nsbox
 
     ns = nsbox.Namespaces.of(*NS_NET)
+    shared = ({"rootfs": None} if "rootfs" in inspect.signature(nsbox.Container).parameters
+              else {})
     true = ["/bin/true"]
     ballast: list[bytearray] = []
-    print("median ms vs the interpreter's RSS (a bytearray ballast, every page touched)")
+    print("median ms vs the interpreter's RSS (a bytearray ballast, every page touched; "
+          "shared host fs, +net)")
     print(f"  {'RSS MiB':>8} {'nsbox.run':>10} {'c.run live':>11} {'subprocess':>11}")
-    with nsbox.Container(ns) as live:
+    with nsbox.Container(ns, **shared) as live:
         for extra in (0, 256, 1024):
             while sum(len(b) for b in ballast) < extra * 2**20:
                 ballast.append(bytearray(os.urandom(1)) * (64 * 2**20))
             with open("/proc/self/statm") as f:
                 rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             cols = []
-            for fn in (lambda: nsbox.run(true, namespaces=ns), lambda: live.run(true),
+            for fn in (lambda: nsbox.run(true, namespaces=ns, **shared), lambda: live.run(true),
                        lambda: subprocess.run(true)):
                 samples = []
                 for _ in range(args.runs):
@@ -382,7 +419,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["timeline", "python", "rss", "cpu", "workload"])
-    parser.add_argument("--variant", default="net", choices=["net", "nonet", "cgroup", "live"])
+    parser.add_argument("--variant", default="net",
+                        choices=["net", "nonet", "cgroup", "live", "rootfs", "default"])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--idle", type=float, default=0.0,
                         help="seconds idle before each container (0.2: cold)")

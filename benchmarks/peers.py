@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import math
 import os
@@ -35,11 +36,12 @@ from _measure import Scenario, Spawner, Stats, cold, throughput, warm
 from _peers import (
     Workspace,
     enter_private_cgroup_view_if_needed,
+    snapshot_nsbox,
     tool_versions,
     v1_hierarchies,
 )
 
-import nsbox
+nsbox: Any = None  # imported in main(), from a snapshot of the source tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -50,20 +52,26 @@ CLI_SHARE = ("--share", "cgroup", "--share", "time")
 TOOLS = ("crun", "runc", "bwrap", "unshare")
 
 FAIRNESS = """\
-What each tool isolates (the same namespaces everywhere: pid, mount, uts, ipc, +net where said):
-- nsbox shares the host's filesystem in a private mount namespace with its own /proc (no
-  pivot_root yet: its rootfs feature is in progress); it sets the hostname and brings lo up.
+What each tool does (the same namespaces everywhere: pid, mount, uts, ipc, +net where said;
+the payload is the same busybox-static `true` file for every tool):
+- nsbox, "shared host fs" (rootfs=None): the host's filesystem in a private mount namespace
+  with its own /proc (no pivot_root), like unshare; {nsbox_default}
+  "busybox rootfs": nsbox.PivotRoot(<the busybox rootfs>, readonly=True): pivot_root, /proc,
+  a minimal /dev, /sys read-only, like crun's default spec. Every row: hostname, lo up, and
+  nsbox's default security (Docker's capability set, no_new_privs, a seccomp filter, runc's
+  masked and read-only paths).
   {nsbox_cgroup}
-- crun, runc: `crun spec`/`runc spec` defaults (busybox-static rootfs, read-only, pivot_root,
+- crun, runc: `crun spec`/`runc spec` defaults (the busybox rootfs read-only, pivot_root,
   /proc, /dev tmpfs, devpts, shm, mqueue, /sys, /sys/fs/cgroup, masked and read-only paths,
-  3 capabilities, no_new_privs, a cgroup in every v1 hierarchy under nsbox-bench-<pid>/),
-  terminal off, args /bin/true; state in the temp dir (--root).
-- bwrap --unshare-all (user ns only where it must; net included) --ro-bind <busybox rootfs> /
-  --proc /proc --dev /dev --hostname: pivot_root into a tmpfs, no cgroup.
-- unshare --fork --pid --mount --uts --ipc [--net] --mount-proc: the host's filesystem like
-  nsbox, no cgroup, no hostname, lo down.
+  3 capabilities, no_new_privs, no seccomp, a cgroup in every v1 hierarchy under
+  nsbox-bench-<pid>/), terminal off; state in the temp dir (--root).
+- bwrap --unshare-all (net included) --ro-bind <busybox rootfs> / --proc /proc --dev /dev
+  --hostname: pivot_root into a tmpfs, no cgroup, no seccomp.
+- unshare --fork --pid --mount --uts --ipc [--net] --mount-proc: the host's filesystem, no
+  cgroup, no hostname, lo down, full capabilities.
 - The command-line tools are started with os.posix_spawn + waitpid (its own row is that
   floor); the nsbox library rows are in-process calls with output captured (the default).
+  The CLI rows include the interpreter's start ('python -c import nsbox' is that floor).
 """
 
 
@@ -78,8 +86,6 @@ def _which(name: str) -> str:
 
 def nsbox_cgroup_kwargs() -> Callable[[], dict[str, Any]] | None:
     """Options giving a container a memory cgroup, if this nsbox's Container takes one."""
-    import inspect
-
     cgroup_mod = getattr(nsbox, "cgroup", None)
     if cgroup_mod is None or "cgroup" not in inspect.signature(nsbox.Container).parameters:
         return None
@@ -99,6 +105,7 @@ class Scenarios:
         self.dropped: dict[str, str] = {}
         self.cgroup = nsbox_cgroup_kwargs()
         self.memory_method = ""
+        self.default_rootfs: Any = None
 
     def oci_run(self, runtime: str, variant: str, net: bool, args: Sequence[str] = ("/bin/true",),
                 manager: str | None = None) -> Callable[[], int]:
@@ -126,34 +133,56 @@ class Scenarios:
         ns_net = nsbox.Namespaces.of(*NS_NET)
         ns = nsbox.Namespaces.of(*NS_NO_NET)
         spawn = self.spawn
+        # The same busybox-static `true` for every tool: inside the rootfs for the OCI
+        # runtimes and bwrap, reached through the host's filesystem for the others.
         true = ["/bin/true"]
+        host_true = [os.path.join(self.ws.rootfs, "bin", "true")]
 
-        self.add("nsbox-net", "nsbox.run() library, pid+mnt+uts+ipc+net",
-                 lambda: nsbox.run(true, namespaces=ns_net).returncode, "crun-net", True, cli=False)
-        self.add("nsbox", "nsbox.run() library, pid+mnt+uts+ipc",
-                 lambda: nsbox.run(true, namespaces=ns).returncode, "crun", True, cli=False)
-        if self.cgroup is not None:
-            cg = self.cgroup
-            self.add("nsbox-net-cg", "nsbox.run() library, +net, memory cgroup",
-                     lambda: nsbox.run(true, namespaces=ns_net, **cg()).returncode,
-                     "crun-net", True, cli=False)
-        cli = self.nsbox_cli_argv(*true)
-        self.add("nsbox-cli", "python -m nsbox run (CLI, +net; with interpreter start)",
-                 lambda: spawn(cli), "crun-net", True)
+        def rootfs() -> Any:
+            return nsbox.PivotRoot(self.ws.rootfs, readonly=True)
+
+        # Host-fs rows ask for the host's filesystem shared in the private mount namespace
+        # (rootfs=None) where nsbox has a rootfs option; its default may be something else.
+        params = inspect.signature(nsbox.Container).parameters
+        default_rootfs = params["rootfs"].default if "rootfs" in params else None
+        shared: dict[str, Any] = {"rootfs": None} if "rootfs" in params else {}
+        if default_rootfs is not None:
+            self.add("nsbox-default", f"nsbox.run() default (rootfs={default_rootfs!r}), +net",
+                     lambda: nsbox.run(host_true, namespaces=ns_net).returncode,
+                     "crun-net-nocg", True, cli=False)
+        self.add("nsbox-net", "nsbox.run(), shared host fs, pid+mnt+uts+ipc+net",
+                 lambda: nsbox.run(host_true, namespaces=ns_net, **shared).returncode,
+                 "crun-net-nocg", True, cli=False)
+        self.add("nsbox", "nsbox.run(), shared host fs, pid+mnt+uts+ipc",
+                 lambda: nsbox.run(host_true, namespaces=ns, **shared).returncode, "crun",
+                 True, cli=False)
+        if hasattr(nsbox, "PivotRoot"):
+            self.add("nsbox-net-rootfs", "nsbox.run(), busybox rootfs (pivot_root), +net",
+                     lambda: nsbox.run(true, namespaces=ns_net, rootfs=rootfs()).returncode,
+                     "crun-net-nocg", True, cli=False)
+            if self.cgroup is not None:
+                cg = self.cgroup
+                self.add("nsbox-net-rootfs-cg", "nsbox.run(), busybox rootfs, +net, cgroup",
+                         lambda: nsbox.run(true, namespaces=ns_net, rootfs=rootfs(),
+                                           **cg()).returncode, "crun-net", True, cli=False)
+        self.default_rootfs = default_rootfs
+        cli = self.nsbox_cli_argv(*host_true)
+        self.add("nsbox-cli", "python -m nsbox run, its default fs, +net (CLI)",
+                 lambda: spawn(cli), "crun-net-nocg", True)
         py = [self.python, "-c", "import nsbox"]
         self.add("py-import", "python -c 'import nsbox' (the CLI's floor)",
                  lambda: spawn(py), "crun-net")
 
-        live = self.stack.enter_context(nsbox.Container(ns_net))
-        self.add("nsbox-live", "c.run() in a live nsbox container (+net)",
-                 lambda: live.run(true).returncode, "crun-exec", cli=False)
+        live = self.stack.enter_context(nsbox.Container(ns_net, **shared))
+        self.add("nsbox-live", "c.run() in a live nsbox container, shared host fs, +net",
+                 lambda: live.run(host_true).returncode, "crun-exec", cli=False)
 
         self.add("crun-net", "crun run, default spec (+net, cgroup v1)",
                  self.oci_run("crun", "net", True), "crun-net", True)
         self.add("crun", "crun run, default spec, no net",
                  self.oci_run("crun", "nonet", False), "crun", True)
         self.add("crun-net-nocg", "crun run, +net, --cgroup-manager=disabled",
-                 self.oci_run("crun", "nocg", True, manager="disabled"), "crun-net", True)
+                 self.oci_run("crun", "nocg", True, manager="disabled"), "crun-net-nocg", True)
         exec_id = self.start_crun_for_exec()
         crun_exec = [*self.ws.runtime_argv("crun"), "exec", exec_id, *true]
         self.add("crun-exec", "crun exec into a running container (+net)",
@@ -161,18 +190,18 @@ class Scenarios:
         self.add("runc-net", "runc run, default spec (+net, cgroup v1)",
                  self.oci_run("runc", "net", True), "crun-net", True)
         bw = self.bwrap_argv(*true)
-        self.add("bwrap", "bwrap --unshare-all (+net)", lambda: spawn(bw), "crun-net", True)
-        un = [self.path["unshare"], "--fork", "--pid", "--mount", "--uts", "--ipc",
-              "--mount-proc"]
-        un_net = [*un[:-1], "--net", "--mount-proc", *true]
-        un = [*un, *true]
-        self.add("unshare-net", "unshare -fpmui --net --mount-proc",
-                 lambda: spawn(un_net), "crun-net", True)
-        self.add("unshare", "unshare -fpmui --mount-proc", lambda: spawn(un), "crun")
-        self.add("subprocess", "subprocess.run(['/bin/true']) (floor)",
-                 lambda: subprocess.run(true).returncode, "crun-net", True, cli=False)
-        self.add("posix_spawn", "os.posix_spawn + waitpid (floor, the CLI harness)",
-                 lambda: spawn(true), "crun-net")
+        self.add("bwrap", "bwrap --unshare-all, busybox rootfs (+net)", lambda: spawn(bw),
+                 "crun-net-nocg", True)
+        un = [self.path["unshare"], "--fork", "--pid", "--mount", "--uts", "--ipc"]
+        un_net = [*un, "--net", "--mount-proc", *host_true]
+        un = [*un, "--mount-proc", *host_true]
+        self.add("unshare-net", "unshare -fpmui --net --mount-proc, host fs",
+                 lambda: spawn(un_net), "crun-net-nocg", True)
+        self.add("unshare", "unshare -fpmui --mount-proc, host fs", lambda: spawn(un), "crun")
+        self.add("subprocess", "subprocess.run([true]) (floor, no container)",
+                 lambda: subprocess.run(host_true).returncode, "crun-net", True, cli=False)
+        self.add("posix_spawn", "os.posix_spawn + waitpid (floor; the CLI harness)",
+                 lambda: spawn(host_true), "crun-net")
         self.preflight()
         return self.list
 
@@ -250,7 +279,7 @@ def memory_phase(sc: Scenarios, count: int, rounds: int, rng: random.Random
     m = meter("bare")
     tools["bare sleep, no container (the payload alone)"] = (m, launched(m, sleep_host))
     m = meter("nsbox")
-    tools["nsbox library: Container + spawn (+net)"] = (m, nsbox_lib(m, False))
+    tools["nsbox library: Container + spawn (+net, default rootfs)"] = (m, nsbox_lib(m, False))
     if sc.cgroup is not None:
         m = meter("nsbox-cg")
         tools["nsbox library, + CGroup(memory_max)"] = (m, nsbox_lib(m, True))
@@ -387,13 +416,14 @@ def report(args: argparse.Namespace, view: str, versions: dict[str, str], fairne
         "namespaces) in the same mode.",
         f"Throughput: median of {args.rate_rounds} rounds of {args.rate_seconds} s per cell; "
         "N threads calling the library, or N threads each running one CLI process at a time.",
+        "" if not memory else
         f"Memory: {args.containers} idle containers per tool, each running busybox sleep, "
         f"median of {args.memory_rounds} rounds; per container, KiB. 'charged' is {charged}; "
         "'beyond payload' = charged - charged for a bare sleep process. 'runtime PSS' sums "
         "the runtime's own processes that stay (and the growth of the Python process holding "
         "nsbox containers, 'of it Python').",
     ]
-    method = "\n".join(textwrap.fill(p, 100) for p in method)
+    method = "\n".join(textwrap.fill(p, 100) for p in method if p)
     failures = [f"{s.label}: {s.failures} failed runs, first: {s.first_error}"
                 for s in scenarios if s.failures]
     failures += [f"memory, {m.tool}: {m.error}" for m in memory if m.error]
@@ -447,10 +477,14 @@ def main() -> None:
         [sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on SIGTERM too
 
+    global nsbox
+    snapshot = snapshot_nsbox(os.path.join(os.path.dirname(HERE), "src"))
+    import nsbox
+
     started = time.monotonic()
     phases = set(args.only.split(","))
     rng = random.Random(args.seed)
-    versions = tool_versions()
+    versions = {"nsbox": snapshot.describe, **tool_versions()}
     ws = Workspace()
     hot: dict[str, Stats] = {}
     cool: dict[str, Stats] = {}
@@ -470,10 +504,18 @@ def main() -> None:
                 memory = memory_phase(sc, args.containers, args.memory_rounds, rng)
     finally:
         problems = ws.close()
-    cg = ("With a memory cgroup only in the row that says so." if sc.cgroup else
-          "No cgroup: this nsbox's Container does not take one yet (compare with the crun\n"
-          "  --cgroup-manager=disabled row for the same work).")
-    text, md = report(args, view, versions, FAIRNESS.format(nsbox_cgroup=cg), scenarios,
+        shutil.rmtree(snapshot.dir, ignore_errors=True)
+    cg = ("A cgroup (CGroup(memory_max='256M'): every v1 hierarchy nsbox joins) only in the\n"
+          "  row that says so; 'x crun' compares the rows without a cgroup with crun\n"
+          "  --cgroup-manager=disabled." if sc.cgroup else
+          "No cgroup: this nsbox's Container does not take one yet; 'x crun' compares the\n"
+          "  rows without a cgroup with crun --cgroup-manager=disabled.")
+    default = ("the default row is nsbox's default rootfs now: OverlayRootfs.host(), a\n"
+               "  copy-on-write overlay of the host's / with its own /proc /sys /dev /run /tmp."
+               if sc.default_rootfs is not None else
+               "that is nsbox's default here.")
+    text, md = report(args, view, versions,
+                      FAIRNESS.format(nsbox_cgroup=cg, nsbox_default=default), scenarios,
                       sc.dropped, hot, cool, rates, memory, sc.memory_method, problems,
                       started)
     print(text)
