@@ -8,8 +8,9 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "nsbox", "_native"))
-from _build import INIT_BINARY_NAME, build_init_binary  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "src", "nsbox", "_native"))
+from _build import INIT_BINARY_NAME, build_init_binary
 
 
 class BuildExtWithInit(build_ext):
