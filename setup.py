@@ -10,7 +10,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "src", "nsbox", "_native"))
-from _build import INIT_BINARY_NAME, build_init_binary
+from _build import INIT_BINARY_NAME, build_init_binary  # noqa: E402 - after the path
 
 
 class BuildExtWithInit(build_ext):
