@@ -136,8 +136,10 @@ def leftovers() -> list[Leftover]:
         if _owner_alive(owner.name):
             continue
         for entry in sorted(owner.iterdir()):
-            kind = entry.name.split("-", 1)[0]
-            if kind in KINDS and not entry.name.startswith("."):
+            # A ".kind-digest.tid" file is a record its owner died while writing: the path in
+            # it is complete (written before the rename), so it counts too.
+            kind = entry.name.lstrip(".").split("-", 1)[0]
+            if kind in KINDS:
                 found.append(Leftover(kind, entry.read_text(), owner.name))
     return sorted(found, key=lambda item: KINDS.index(item.kind))
 

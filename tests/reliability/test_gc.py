@@ -88,3 +88,16 @@ def test_cli_gc_dry_run(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "nsbox", "gc", "--dry-run"], env=env,
                           capture_output=True, text=True, check=False)
     assert (proc.returncode, proc.stdout) == (0, "")
+
+
+def test_gc_reads_a_record_its_owner_died_while_writing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record left half-renamed (owner killed between write and rename) is still honoured."""
+    monkeypatch.setenv("NSBOX_STATE_DIR", str(tmp_path / "state"))
+    leftover = tmp_path / "nsbox-overlay-halfway"
+    (leftover / "upper").mkdir(parents=True)
+    dead_owner = tmp_path / "state" / "owners" / "999999999-1"
+    dead_owner.mkdir(parents=True)
+    (dead_owner / ".dir-0123456789abcdef.140000").write_text(str(leftover))
+    assert [item.path for item in state.gc()] == [str(leftover)]
+    assert not leftover.exists() and not dead_owner.exists()
