@@ -351,7 +351,10 @@ class Container:
             os.close(control_read)
             os.close(devnull)
         self._init = self._claim_init()
-        self._join_flags = self._namespaces_to_join(spawned.pid)
+        # New namespaces differ from ours by construction; only joined ones need a look.
+        joined = join_flags if live is not None else sum(
+            CLONE_FLAGS[name] for name, _ in ns.joins())
+        self._join_flags = new_ns | self._namespaces_to_join(spawned.pid, joined)
 
     def _claim_init(self) -> Process | None:
         # Also called by teardown: an interrupt may have struck between the spawn and its use.
@@ -365,11 +368,13 @@ class Container:
         return name.encode() if name and new_ns & CLONE_FLAGS["uts"] else None
 
     @staticmethod
-    def _namespaces_to_join(pid: int) -> int:
-        # Join exactly the namespaces where the init differs from us: setns into one's own
-        # user namespace is an error, and the others would be wasted work.
+    def _namespaces_to_join(pid: int, candidates: int) -> int:
+        # Of the joined namespaces, join those where the init differs from us: setns into
+        # one's own user namespace is an error, and the others would be wasted work.
         flags = 0
         for name, flag in CLONE_FLAGS.items():
+            if not candidates & flag:
+                continue
             ns_file = PROC_NS_FILE[name]
             try:
                 theirs = os.stat(f"/proc/{pid}/ns/{ns_file}").st_ino
