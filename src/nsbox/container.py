@@ -444,13 +444,11 @@ class Container:
         if self._init is None:
             return
         try:
-            try:
-                self._init.wait(0.05)
-            except nsbox_errors.TimeoutExpired:
-                reap_unowned_zombies()  # what a dying PID 1 may be waiting for
-                self._init.wait(_INIT_TIMEOUT)
+            self._init.wait(_INIT_TIMEOUT)
         except nsbox_errors.TimeoutExpired:
             self._init.kill()
+            # Last resort, what a dying PID 1 may be waiting for. Only here: a process another
+            # thread has just spawned is a zombie owned by no Process for an instant.
             reap_unowned_zombies()
             try:
                 self._init.wait(_INIT_TIMEOUT)
