@@ -12,22 +12,7 @@ import pytest
 
 import nsbox
 from nsbox.rootfs import Bind, OverlayRootfs, PivotRoot, Tmpfs, make_busybox_tree
-from tests.conftest import HostState
-from tests.rootfs_helpers import mountinfo_rows, rootfs_temp_dirs
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A busybox root filesystem, used read-only as a lower layer."""
-    return make_busybox_tree(tmp_path_factory.mktemp("rootfs") / "base")
-
-
-@pytest.fixture
-def clean(host_state: HostState) -> Iterator[None]:
-    """No mount, fd, child or temporary directory of nsbox is left after the test."""
-    before = rootfs_temp_dirs()
-    yield
-    assert rootfs_temp_dirs() == before, "temporary directories left behind"
+from tests.rootfs_helpers import mountinfo_rows
 
 
 @pytest.fixture

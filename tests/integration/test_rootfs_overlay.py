@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,7 @@ import nsbox
 from nsbox import state
 from nsbox._native import mounts as native
 from nsbox.rootfs import OverlayRootfs, PivotRoot, make_busybox_tree
-from tests.conftest import HostState
-from tests.rootfs_helpers import make_layer, mountinfo_rows, rootfs_temp_dirs, tree_checksum
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A busybox root filesystem, used read-only as the bottom layer."""
-    return make_busybox_tree(tmp_path_factory.mktemp("rootfs") / "base")
-
-
-@pytest.fixture
-def clean(host_state: HostState) -> Iterator[None]:
-    """No mount, fd, child or temporary directory of nsbox is left after the test."""
-    before = rootfs_temp_dirs()
-    yield
-    assert rootfs_temp_dirs() == before, "temporary directories left behind"
+from tests.rootfs_helpers import make_layer, mountinfo_rows, tree_checksum
 
 
 @pytest.fixture
