@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
+
+from .errors import UnsupportedError
 
 Kind = Literal["cgroup", "mount", "dir"]
 KINDS: tuple[Kind, ...] = ("mount", "cgroup", "dir")  # the order gc releases them in
@@ -65,10 +68,23 @@ def _my_dir() -> Path:
     path = state_dir() / "owners" / f"{pid}-{_start_time(pid)}"
     with _lock:
         if path not in _owner_dirs:
+            _make_private(state_dir())
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             _owner_dirs.add(path)
             atexit.register(_remove_if_empty, path)
     return path
+
+
+def _make_private(top: Path) -> None:
+    # Without root the state may fall back to a directory in a shared /tmp, where another
+    # user could have made it first (or put a symlink there): it must be ours, a real
+    # directory, and writable by nobody else.
+    top.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(top)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UnsupportedError(
+            f"the state directory {top} is not a directory of yours that only you can write "
+            "to; set XDG_RUNTIME_DIR (or NSBOX_STATE_DIR) to a private directory")
 
 
 def _remove_if_empty(path: Path) -> None:

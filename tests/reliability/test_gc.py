@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import nsbox
 from nsbox import state
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups here need root")
@@ -101,3 +102,21 @@ def test_gc_reads_a_record_its_owner_died_while_writing(tmp_path: Path,
     (dead_owner / ".dir-0123456789abcdef.140000").write_text(str(leftover))
     assert [item.path for item in state.gc()] == [str(leftover)]
     assert not leftover.exists() and not dead_owner.exists()
+
+
+@pytest.mark.parametrize("hostile", ["world-writable", "symlink"])
+def test_state_directory_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         hostile: str) -> None:
+    """A state directory others can write to, or a symlink planted there, is refused before
+    anything is recorded in it."""
+    top = tmp_path / "state"
+    if hostile == "world-writable":
+        top.mkdir()
+        top.chmod(0o777)
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        top.symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setenv("NSBOX_STATE_DIR", str(top))
+    with pytest.raises(nsbox.UnsupportedError, match="state directory"):
+        state.record("dir", "/tmp/nsbox-never-made")
+    assert not (tmp_path / "elsewhere" / "owners").exists()
