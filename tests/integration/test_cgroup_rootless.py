@@ -63,7 +63,7 @@ def test_v2_rootless_without_delegation_is_unsupported(rootless_python: list[str
 
 
 DELEGATED = """
-    import json, subprocess, sys
+    import json, os, subprocess, sys
     from nsbox.cgroup import CGroup
     sys.stdin.readline()  # wait until root has moved us into the delegated leaf
     own = open("/proc/self/cgroup").read().strip()
@@ -72,6 +72,7 @@ DELEGATED = """
         cg.add(sleeper.pid)
         unified = cg.paths["unified"]
         result = {"own": own, "relpath": str(cg.relpath), "procs": cg.procs(),
+                  "parent_uid": os.stat(unified.parent).st_uid,
                   "sleeper": sleeper.pid,
                   "memory_max": (unified / "memory.max").read_text().strip(),
                   "pids_max": (unified / "pids.max").read_text().strip()}
@@ -116,7 +117,8 @@ def test_v2_rootless_uses_a_sibling_in_the_delegated_tree(rootless_python: list[
         assert result["pids_max"] == "8"
         assert result["status"] == -9
         assert result["left"] is False
-        assert os.stat(delegated / "nsbox").st_uid == UID
+        assert result["parent_uid"] == UID  # the shared parent nsbox made is the user's
+        assert not (delegated / "nsbox").exists()  # and pruned once empty
     finally:
         for path in (delegated / "nsbox", leaf, delegated):
             if path.exists():

@@ -138,3 +138,33 @@ def test_cgroup_run_alone_limits_any_process() -> None:
         sleeper = cg.spawn(["sleep", "60"])
     assert sleeper.returncode == -signal.SIGKILL
     assert _nsbox_cgroup_dirs() == set()
+
+
+def test_shared_parent_is_pruned_when_its_process_exits() -> None:
+    """Eight threads making and leaving cgroups all succeed, and when their process exits the
+    shared parent it made is removed."""
+    churn = """
+import threading
+from nsbox.cgroup import CGroup
+errors = []
+def churn():
+    try:
+        for _ in range(25):
+            with CGroup(pids_max=10) as cg:
+                assert cg.procs() == []
+    except BaseException as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=churn) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors[:3]
+"""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", churn], check=True, timeout=120)
+    info = detect()
+    roots = [info.v2_mount] if info.version == "v2" else list(info.v1_mounts.values())
+    # This test process holds no cgroup now; only another nsbox user could keep the parent.
+    assert not any((Path(r) / "nsbox").exists() for r in roots if r)
+

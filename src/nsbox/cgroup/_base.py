@@ -308,6 +308,23 @@ class Backend(abc.ABC):
     def remove(self, deadline: float) -> None:
         """rmdir the cgroup and its children (which must hold no process)."""
 
+    def shared_parents(self) -> list[Path]:
+        """The default parent directories nsbox made for its cgroups (none for a chosen one)."""
+        return []
+
+    def prune_shared_parents(self) -> None:
+        """Remove the shared parent where nothing else is left in it.
+
+        Another process's cgroup below it keeps it (EBUSY); one being made meanwhile finds it
+        gone and makes it again (CGroup retries its creation).
+        """
+        for directory in self.shared_parents():
+            try:
+                self.fs.rmdir(directory)
+            except OSError as err:
+                if err.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+                    raise error(err, "removing the nsbox parent cgroup", directory) from err
+
     @abc.abstractmethod
     def stats(self) -> CGroupStats:
         """Read the counters."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import os
 import re
 import secrets
 import signal as _signal
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -17,7 +19,7 @@ import attrs
 from typing_extensions import Self, TypeAlias, Unpack  # noqa: UP035 - Python 3.9
 
 from .._interrupts import deferred
-from ..errors import ConfigError, LifecycleError, UnsupportedError
+from ..errors import CGroupError, ConfigError, LifecycleError, UnsupportedError
 from . import _v1, _v2
 from ._base import DEFAULT_TEARDOWN_TIMEOUT, REAL_FS, Backend, Fs
 from ._detect import CGroupInfo, cgroup_of, detect
@@ -87,6 +89,32 @@ def _frozen_after_init(instance: object, attribute: attrs.Attribute[object],
                        value: object) -> object:
     raise AttributeError(f"{attribute.name} cannot be assigned; use CGroup.set("
                          f"{attribute.name}=...), which also updates a live cgroup")
+
+
+_pruned_at_exit: set[Backend] = set()
+_prune_lock = threading.Lock()
+
+
+def _prune_at_exit(backend: Backend) -> None:
+    # The shared nsbox/ parent is removed when this process exits, if nothing else is left in
+    # it: pruning it at every cgroup's teardown would make this process's own threads race
+    # each other for it. Another process pruning it meanwhile is what _create retries for.
+    if not backend.shared_parents():
+        return
+    with _prune_lock:
+        if not _pruned_at_exit:
+            atexit.register(_prune_shared_parents)
+        _pruned_at_exit.add(backend)
+
+
+def _prune_shared_parents() -> None:
+    seen: set[Path] = set()
+    for backend in _pruned_at_exit:
+        if set(backend.shared_parents()) <= seen:
+            continue
+        seen.update(backend.shared_parents())
+        with contextlib.suppress(Exception):
+            backend.prune_shared_parents()
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -240,7 +268,7 @@ class CGroup:
         self._state = _State.CLOSED
         backend = self._make_backend(detect())
         with deferred():  # Ctrl-C must not strike between creating and recording
-            backend.create(self.limits)
+            self._create(backend)
             try:
                 self._placement = backend.open_placement()
             except BaseException:
@@ -251,6 +279,19 @@ class CGroup:
             if isinstance(self.parent, CGroup):
                 self.parent._children.append(self)
         return self
+
+    def _create(self, backend: Backend) -> None:
+        # Another process may prune the shared parent while we make our directory in it (a
+        # file of it is then missing, whatever the step): when it has vanished, start again.
+        for attempt in range(5):
+            try:
+                backend.create(self.limits)
+                break
+            except (CGroupError, UnsupportedError):
+                parents = backend.shared_parents()
+                if attempt == 4 or not parents or all(p.is_dir() for p in parents):
+                    raise
+        _prune_at_exit(backend)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

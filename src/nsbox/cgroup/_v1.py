@@ -188,6 +188,10 @@ class V1Backend(Backend):
         """Controller → directory, for every joined controller."""
         return dict(self.controller_dirs)
 
+    def shared_parents(self) -> list[Path]:
+        """The default ``nsbox`` parent in every joined hierarchy."""
+        return [self._parent_dir(m) for m in self.dirs] if self.create_parent else []
+
     def _parent_dir(self, mount: Path) -> Path:
         return mount / str(self.parent).lstrip("/")
 

@@ -171,6 +171,10 @@ class V2Backend(Backend):
         self.create_parent = create_parent
         self.dir = self._abs(self.relpath)
 
+    def shared_parents(self) -> list[Path]:
+        """The default ``nsbox`` parent, when nsbox made it."""
+        return [self._abs(self.parent)] if self.create_parent else []
+
     def _abs(self, rel: PurePosixPath) -> Path:
         return self.mount / str(rel).lstrip("/")
 
