@@ -1,4 +1,4 @@
-"""Round trip of a trivial Python call: Container.call against multiprocessing (spawn, fork).
+"""Round trip of a trivial Python call: Container.call (both modes) against multiprocessing.
 
 All in one run; medians over many calls, reported as ratios to multiprocessing's fork context.
 Each scenario starts a fresh process per call, as Container.call does (no pool reuse).
@@ -27,13 +27,16 @@ def _in_process(ctx: multiprocessing.context.BaseContext) -> Callable[[], object
     return once
 
 
-def measure(fn: Callable[[], object], runs: int) -> list[float]:
-    fn()
-    times = []
+def measure(scenarios: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Interleaved (A B C A B C ...) so drift of a shared machine hits every scenario alike."""
+    times: dict[str, list[float]] = {name: [] for name in scenarios}
+    for fn in scenarios.values():
+        fn()  # warm up
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
+        for name, fn in scenarios.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -48,8 +51,10 @@ def main() -> None:
             "multiprocessing spawn (Pool(1).apply)": _in_process(
                 multiprocessing.get_context("spawn")),
             "Container.call (fresh interpreter inside)": lambda: c.call(identity, 1),
+            # A Pool's helper threads are gone once it is closed: the caller is single-threaded.
+            "Container.call_with(fork=True)": lambda: c.call_with(identity, (1,), fork=True),
         }
-        results = {name: measure(fn, args.runs) for name, fn in scenarios.items()}
+        results = measure(scenarios, args.runs)
     base = statistics.median(results["multiprocessing fork (Pool(1).apply)"])
     print(f"{'scenario':<45} {'median ms':>10} {'x fork':>8}")
     for name, times in results.items():

@@ -32,8 +32,11 @@ if __name__ == "__main__":
         c.run(["sh", "-c", "echo hello > /tmp/note"], check=True)
         print("exec sees:", c.exec(["cat", "/tmp/note"], stdout=nsbox.PIPE).communicate()[0])
 
-        print("async:", asyncio.run(many(c)))
         print("call:", c.call(facts))
+        # The fork mode: no interpreter start, nothing pickled but the result (this process
+        # must be single-threaded, so it comes before asyncio's helper threads).
+        print("call (fork):", c.call_with(lambda: facts()["pid"], fork=True))
+        print("async:", asyncio.run(many(c)))
         try:
             c.call(int, "not a number")
         except ValueError as exc:

@@ -513,26 +513,18 @@ class Container:
         envp = _env_block(environment)
         uid = opts.user if user is None else user
         gid = group if group is not None else (opts.group if opts.group is not None else uid)
-        join_pidfd = self._init_pidfd()
+        self._init_pidfd()
         if self._state != "running":
             raise LifecycleError(f"the container is {self._state}, not running")
 
         # Pipes, the process and its record are made as one: Ctrl-C waits for the end.
         ptmx = self._container_ptmx() if tty else None
         with deferred(), Stdio(stdin, stdout, stderr, tty=tty, ptmx=ptmx) as stdio:
-            spec = _native.ProcessSpec(
+            spec = self._process_spec(
                 argv=argv, path=argv[0], envp=envp,
                 search_path=environment.get("PATH", DEFAULT_PATH).encode(),
-                join_pidfd=join_pidfd, join_pidfd_flags=self._join_flags,
-                rlimits=opts.rlimit_triples(), new_session=True,
                 controlling_tty=stdio.controlling_tty,
-                cwd=(cwd or opts.cwd).encode(), uid=uid, gid=gid,
-                # Clear inherited supplementary groups, except where the user namespace forbids
-                # setgroups (rootless), where the only group is our own anyway.
-                groups=None if self._setgroups_denied and not opts.groups else opts.groups,
-                fds=stdio.child_fds,
-                **self._placement(),
-                **self._security.process_fields(uid),
+                cwd=(cwd or opts.cwd).encode(), uid=uid, gid=gid, fds=stdio.child_fds,
             )
             oom_check = self._oom_check()
             slot = _native.Slot()
@@ -540,11 +532,30 @@ class Container:
             spawned = _native.spawn(spec, slot)
             process = Process(list(args), spawned.pid, spawned.pidfd,
                               *stdio.parent_files(), oom_check=oom_check, pty=stdio.pty)
-            process._on_reaped = self._processes.discard
-            self._processes.add(process)
+            self._adopt(process)
             slot.claim()
             self._slots.discard(slot)
         return process
+
+    def _process_spec(self, *, uid: int, gid: int, **fields: Any) -> _native.ProcessSpec:
+        # What every process of the container shares: its namespaces, limits, session, groups,
+        # cgroup and security settings.
+        opts = self.options
+        return _native.ProcessSpec(
+            join_pidfd=self._init_pidfd(), join_pidfd_flags=self._join_flags,
+            rlimits=opts.rlimit_triples(), new_session=True, uid=uid, gid=gid,
+            # Clear inherited supplementary groups, except where the user namespace forbids
+            # setgroups (rootless), where the only group is our own anyway.
+            groups=None if self._setgroups_denied and not opts.groups else opts.groups,
+            **fields,
+            **self._placement(),
+            **self._security.process_fields(uid),
+        )
+
+    def _adopt(self, process: Process) -> None:
+        # Teardown kills and reaps it with the others.
+        process._on_reaped = self._processes.discard
+        self._processes.add(process)
 
     def _container_ptmx(self) -> str | None:
         # With a root filesystem the container has its own devpts: its terminals come from
@@ -613,12 +624,25 @@ class Container:
 
     def call_with(self, fn: Callable[..., T], args: Sequence[Any] = (),
                   kwargs: Mapping[str, Any] | None = None, *,
-                  timeout: float | None = None) -> T:
-        """:meth:`call` with its options: ``timeout`` kills the call and raises
-        :class:`TimeoutExpired`."""
+                  timeout: float | None = None, fork: bool = False) -> T:
+        """:meth:`call` with its options.
+
+        Args:
+            timeout: seconds; then the call (and every process it started) is killed and
+                :class:`TimeoutExpired` raised.
+            fork: instead of a fresh interpreter, fork this process into the container (as
+                its user, with its capabilities and seccomp filter, holding no host fd but
+                stdio): several times faster, ``fn`` and its arguments need not be picklable,
+                only the result. This process must be single-threaded.
+
+        Raises:
+            UnsupportedError: ``fork=True`` while this process has more than one thread.
+            and what :meth:`call` raises; with ``fork=True``, a :class:`SpawnError` when
+            entering the container failed.
+        """
         from ._call import call
 
-        result: T = call(self, fn, tuple(args), dict(kwargs or {}), timeout)
+        result: T = call(self, fn, tuple(args), dict(kwargs or {}), timeout, fork)
         return result
 
     async def run_async(self, args: Args, *, input: bytes | str | None = None,

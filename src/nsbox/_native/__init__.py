@@ -12,13 +12,14 @@ import errno
 import fcntl
 import functools
 import os
+import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from ..errors import UnsupportedError, spawn_error
+from ..errors import SpawnError, UnsupportedError, spawn_error
 from .mounts import RootfsSpec, rootfs_to_c
 
 try:
@@ -278,6 +279,44 @@ def spawn(spec: ProcessSpec, slot: Slot | None = None) -> Spawned:
     if pidfd < 0:  # pragma: no cover - kernels before 5.3
         raise UnsupportedError("nsbox needs pidfds (Linux 5.3 or later)")
     return Spawned(pid=result.pid, pidfd=pidfd)
+
+
+class ForkEntry:
+    """The fork mode of ``Container.call``: a spec made C once, in the caller, for its forks.
+
+    Both forks are copies of the caller, so the struct and its buffers are theirs too. Each
+    method returns on success; on failure the C side writes a report to ``report_fd`` (read it
+    with :func:`report_error`) and exits.
+    """
+
+    def __init__(self, spec: ProcessSpec) -> None:
+        self._keep: list[Any] = []
+        self._spec = _to_c(spec, self._keep)
+
+    def join(self, report_fd: int) -> None:
+        """In the first fork: join the container's cgroup and namespaces."""
+        _lib.nsbox_fork_join(self._spec, report_fd)
+
+    def enter(self, report_fd: int, reply_fd: int, parent: int) -> None:
+        """In the second fork: become the container's process; close every other host fd."""
+        _lib.nsbox_fork_enter(self._spec, report_fd, reply_fd, parent)
+
+
+# struct nsbox_report of csrc/internal.h: kind, step, errno, pid, detail.
+_REPORT = struct.Struct("=4i240s")
+_REPORT_ERROR = 2
+
+
+def report_error(data: bytes) -> SpawnError | None:
+    """The error a child reported on its report pipe (all of it, read to EOF), or None."""
+    if len(data) < _REPORT.size:
+        return None
+    kind, step_number, err, _pid, raw = _REPORT.unpack_from(data)
+    if kind != _REPORT_ERROR:
+        return None
+    step = step_name(step_number)
+    detail = raw.split(b"\0", 1)[0].decode(errors="replace")
+    return spawn_error(step, err, detail, _HINTS.get((step, err), ""))
 
 
 _init_lock = threading.Lock()

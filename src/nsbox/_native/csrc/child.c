@@ -91,13 +91,18 @@ static void unblock_all_signals(void)
  * must be created after joining: so join here, then fork the real process with CLONE_PARENT,
  * which makes it the Python process's own child (waitable, with a pidfd), report its pid and
  * leave. Returns in the process that goes on. */
-static void join_namespaces(const struct nsbox_spec *s, int report_fd)
+static void enter_joined_namespaces(const struct nsbox_spec *s, int report_fd)
 {
     if (s->join_pidfd >= 0 && setns(s->join_pidfd, (int)s->join_pidfd_flags) < 0)
         fail(report_fd, NSBOX_STEP_SETNS, errno, "the container's namespaces");
     for (int i = 0; i < s->n_join_fds; i++)
         if (setns(s->join_fds[i], 0) < 0)
             fail(report_fd, NSBOX_STEP_SETNS, errno, "a namespace to join");
+}
+
+static void join_namespaces(const struct nsbox_spec *s, int report_fd)
+{
+    enter_joined_namespaces(s, report_fd);
 
     unsigned long flags = CLONE_PARENT | (unsigned long)(s->new_ns & ~NSBOX_LATE_NAMESPACES);
     long pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
@@ -287,6 +292,37 @@ static int exec_program(const struct nsbox_spec *s, int exec_fd)
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/* The last steps, in the process's final namespaces and root: limits, session, working
+ * directory, then the credentials and the security locks around them. */
+static void become_the_process(const struct nsbox_spec *s, int report_fd)
+{
+    struct nsbox_failure failure;
+    for (int i = 0; i < s->n_rlimits; i++) {
+        struct rlimit rl = {(rlim_t)s->rlimits[i].soft, (rlim_t)s->rlimits[i].hard};
+        if (setrlimit(s->rlimits[i].resource, &rl) < 0)
+            fail(report_fd, NSBOX_STEP_RLIMIT, errno, NULL);
+    }
+    /* A new session: the contained process has no controlling terminal of the caller's to
+     * inject input into (TIOCSTI). */
+    if (s->new_session && setsid() < 0)
+        fail(report_fd, NSBOX_STEP_SETSID, errno, NULL);
+    if (s->controlling_tty && ioctl(s->fds[0].src, TIOCSCTTY, 0) < 0)
+        fail(report_fd, NSBOX_STEP_TTY, errno, NULL);
+    if (s->cwd && chdir(s->cwd) < 0)
+        fail(report_fd, NSBOX_STEP_CHDIR, errno, s->cwd);
+
+    /* Security step 3: seccomp if without no_new_privs, the bounding set, keepcaps: all need
+     * the capabilities that a change to a non-root uid takes away. */
+    if (nsbox_security_prepare(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+
+    set_credentials(s, report_fd);
+
+    /* Security step 4: the capability sets, no_new_privs, then the seccomp filter, last. */
+    if (nsbox_security_finish(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+}
+
 void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
 {
     int report_fd = fds.report_fd;
@@ -351,33 +387,58 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
     if (s->loopback_up && bring_loopback_up() < 0)
         fail(report_fd, NSBOX_STEP_LOOPBACK, errno, "lo");
 
-    for (int i = 0; i < s->n_rlimits; i++) {
-        struct rlimit rl = {(rlim_t)s->rlimits[i].soft, (rlim_t)s->rlimits[i].hard};
-        if (setrlimit(s->rlimits[i].resource, &rl) < 0)
-            fail(report_fd, NSBOX_STEP_RLIMIT, errno, NULL);
-    }
-    /* A new session: the contained process has no controlling terminal of the caller's to
-     * inject input into (TIOCSTI). */
-    if (s->new_session && setsid() < 0)
-        fail(report_fd, NSBOX_STEP_SETSID, errno, NULL);
-    if (s->controlling_tty && ioctl(s->fds[0].src, TIOCSCTTY, 0) < 0)
-        fail(report_fd, NSBOX_STEP_TTY, errno, NULL);
-    if (s->cwd && chdir(s->cwd) < 0)
-        fail(report_fd, NSBOX_STEP_CHDIR, errno, s->cwd);
-
-    /* Security step 3: seccomp if without no_new_privs, the bounding set, keepcaps: all need
-     * the capabilities that a change to a non-root uid takes away. */
-    if (nsbox_security_prepare(s, &failure) < 0)
-        fail(report_fd, failure.step, failure.err, failure.detail);
-
-    set_credentials(s, report_fd);
-
-    /* Security step 4: the capability sets, no_new_privs, then the seccomp filter, last. */
-    if (nsbox_security_finish(s, &failure) < 0)
-        fail(report_fd, failure.step, failure.err, failure.detail);
+    become_the_process(s, report_fd);
 
     arrange_fds(s, &report_fd, &exec_fd);
     unblock_all_signals();
     int err = exec_program(s, exec_fd);
     fail(report_fd, NSBOX_STEP_EXEC, err, s->path);
+}
+
+/* The fork mode of Container.call: the caller's own Python process, forked while it has a
+ * single thread, enters the container instead of a program executed there. Unlike the rest of
+ * this file these run in a process that goes on running Python; they fail the same way (a
+ * record on `report_fd`, then _exit), so the parent reads them as it reads nsbox_spawn's. */
+
+/* In the first fork: join the cgroup and the namespaces. The pid namespace applies to the
+ * children only, so the caller forks again and the second fork calls nsbox_fork_enter. */
+void nsbox_fork_join(const struct nsbox_spec *s, int report_fd)
+{
+    /* A copy of the host's Python: no process of the container may ptrace it or open its
+     * /proc files, now or after the credentials change (see nsbox_fork_enter). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    struct nsbox_failure failure;
+    if (nsbox_security_oom_score_adj(s, &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+    /* "0" moves the writer itself, on v1 and v2 alike; the second fork inherits the cgroup. */
+    if (s->cgroup_fd >= 0) {
+        int fd = openat(s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1)
+            fail(report_fd, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
+        close(fd);
+    }
+    for (int i = 0; i < s->n_cgroup_procs_fds; i++)
+        if (pwrite(s->cgroup_procs_fds[i], "0", 1, 0) != 1)
+            fail(report_fd, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
+    enter_joined_namespaces(s, report_fd);
+}
+
+/* In the second fork, inside the pid namespace: become the container's process (limits,
+ * session, cwd, credentials, capabilities, seccomp), die with the first fork, and keep no fd
+ * of the host but stdio, `report_fd` and `reply_fd`. `parent` is getppid() as the second fork
+ * saw it when it started: if that changed, the first fork is gone and nobody waits for us. */
+void nsbox_fork_enter(const struct nsbox_spec *s, int report_fd, int reply_fd, int parent)
+{
+    become_the_process(s, report_fd);
+    /* A change of credentials resets both the dumpable flag and the parent-death signal. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        fail(report_fd, NSBOX_STEP_SIGNALS, errno, "PR_SET_PDEATHSIG");
+    if (getppid() != parent)
+        _exit(127);
+    int lo = report_fd < reply_fd ? report_fd : reply_fd;
+    int hi = report_fd < reply_fd ? reply_fd : report_fd;
+    close_fds_between(3, lo - 1);
+    close_fds_between(lo + 1, hi - 1);
+    close_fds_between(hi + 1, ~0U >> 1);
 }

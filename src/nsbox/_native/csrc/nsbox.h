@@ -214,6 +214,11 @@ int nsbox_spawn(const struct nsbox_spec *spec, struct nsbox_result *result);
 
 const char *nsbox_step_name(int step);
 
+/* The fork mode of Container.call (child.c): called in a fork of the caller's single-threaded
+ * process. They return on success; on failure they write a report to report_fd and _exit. */
+void nsbox_fork_join(const struct nsbox_spec *spec, int report_fd);
+void nsbox_fork_enter(const struct nsbox_spec *spec, int report_fd, int reply_fd, int parent);
+
 /* For an OverlayRootfs used alone, in the caller's own mount namespace (`layers_dir` must be
  * NULL: the names are absolute). Returns 0, or -1 with step/err/detail filled. */
 int nsbox_overlay_mount(const struct nsbox_overlay *overlay, const char *target,
