@@ -91,8 +91,9 @@ def _call_in_interpreter(container: Container, fn: Callable[..., Any], args: tup
                         "(install nsbox[call] for closures and lambdas)") from exc
     # -I: neither this file's directory nor the environment's PYTHON* variables change the
     # interpreter; the caller's sys.path comes with the payload.
-    process = container.spawn([sys.executable, "-I", _call_remote.__file__], stdin=PIPE,
-                              stdout=PIPE)
+    with container._lent_python() as attach:
+        process = container._spawn([sys.executable, "-I", _call_remote.__file__], stdin=PIPE,
+                                   stdout=PIPE, attach=attach)
     with process:
         try:
             reply, _ = process.communicate(payload, timeout)

@@ -12,10 +12,10 @@ import contextlib
 import os
 import resource
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import attrs
 from typing_extensions import Self
@@ -25,7 +25,6 @@ from . import errors as nsbox_errors
 from ._interrupts import deferred
 from ._launch import DEFAULT_PATH, argv_of, check_env, env_block
 from ._stdio import Stdio
-from .cgroup import CGroup, CGroupStats
 from .errors import ConfigError, LifecycleError
 from .namespaces import CLONE_FLAGS, PROC_NS_FILE, Namespaces
 from .process import (
@@ -42,6 +41,9 @@ from .rootfs import OverlayRootfs, PivotRoot, as_pivot_root
 from .rootfs._kernel import fs_type
 from .security import SeccompProfile
 from .security import _policy as security
+
+if TYPE_CHECKING:
+    from .cgroup import CGroup, CGroupStats
 
 T = TypeVar("T")
 _INIT_TIMEOUT = 5.0
@@ -145,6 +147,13 @@ class ContainerOptions:
         return out
 
 
+def _is_cgroup(value: object) -> TypeGuard[CGroup]:
+    # Imported here: a program whose containers have no cgroup never loads nsbox.cgroup.
+    from .cgroup import CGroup
+
+    return isinstance(value, CGroup)
+
+
 _argv = argv_of
 _env_block = env_block
 
@@ -210,18 +219,18 @@ class Container:
                 if namespaces is not None:
                     raise ConfigError("Container got two Namespaces")
                 namespaces = part
-            elif isinstance(part, CGroup):
-                if cgroup is not None:
-                    raise ConfigError("Container got two CGroups")
-                cgroup = part
             elif isinstance(part, (PivotRoot, OverlayRootfs)):
                 if rootfs not in (None, "host"):
                     raise ConfigError("Container got two root filesystems")
                 rootfs = part
+            elif _is_cgroup(part):
+                if cgroup is not None:
+                    raise ConfigError("Container got two CGroups")
+                cgroup = part
             else:
                 raise ConfigError(f"Container parts are Namespaces, CGroup, OverlayRootfs or "
                                   f"PivotRoot, not {type(part).__name__}")
-        if cgroup is not None and not isinstance(cgroup, CGroup):
+        if cgroup is not None and not _is_cgroup(cgroup):
             raise ConfigError(f"cgroup must be an nsbox.CGroup, not {type(cgroup).__name__}")
         self.namespaces = namespaces if namespaces is not None else Namespaces()
         self.cgroup = cgroup
@@ -245,6 +254,7 @@ class Container:
         self._join_flags = 0
         self._setgroups_denied = False
         self._processes: set[Process] = set()
+        self._python_missing: list[str] | None = None
 
     def _host_rootfs(self) -> OverlayRootfs | None:
         # The default: the host's / under a throwaway copy-on-write layer, so host programs
@@ -503,6 +513,15 @@ class Container:
             SpawnError: another setup step failed; ``.step`` names it.
             LifecycleError: the container is not running.
         """
+        return self._spawn(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
+                           user=user, group=group, tty=tty)
+
+    def _spawn(self, args: Args, *, stdin: StdioSpec = None, stdout: StdioSpec = None,
+               stderr: StdioSpec = None, env: Mapping[str, str] | None = None,
+               cwd: str | None = None, user: int | None = None, group: int | None = None,
+               tty: bool | tuple[int, int] = False,
+               attach: Sequence[tuple[int, bytes]] = ()) -> Process:
+        # attach: detached trees the process gets in a mount namespace of its own.
         argv = _argv(args)
         opts = self.options
         _check_cwd(None, None, cwd)
@@ -525,6 +544,8 @@ class Container:
                 search_path=environment.get("PATH", DEFAULT_PATH).encode(),
                 controlling_tty=stdio.controlling_tty,
                 cwd=(cwd or opts.cwd).encode(), uid=uid, gid=gid, fds=stdio.child_fds,
+                attach=attach, new_ns=CLONE_FLAGS["mount"] if attach else 0,
+                make_mounts_private=bool(attach),
             )
             oom_check = self._oom_check()
             slot = _native.Slot()
@@ -551,6 +572,33 @@ class Container:
             **self._placement(),
             **self._security.process_fields(uid),
         )
+
+    def _python_lacking(self) -> list[str]:
+        # What a fresh interpreter of ours needs and the container's root lacks (found once).
+        if self._python_missing is None:
+            from . import _python_view
+
+            missing = [] if self.rootfs is None or self._init is None else \
+                _python_view.missing_in(f"/proc/{self._init.pid}/root")
+            if missing and os.geteuid() != 0:
+                raise nsbox_errors.UnsupportedError(
+                    f"the container's root filesystem lacks this Python ({missing[0]} and "
+                    f"{len(missing) - 1} more paths), and lending the host's needs root: use "
+                    "call_with(..., fork=True), or a rootfs with the same Python")
+            self._python_missing = missing
+        return self._python_missing
+
+    @contextlib.contextmanager
+    def _lent_python(self) -> Iterator[list[tuple[int, bytes]]]:
+        # Read-only detached copies of those host paths, for one process: a copy is attached
+        # once, so every process gets its own.
+        with ExitStack() as fds:
+            mounts = []
+            for path in self._python_lacking():
+                fd = _native.clone_readonly(path)
+                fds.callback(os.close, fd)
+                mounts.append((fd, os.fsencode(path)))
+            yield mounts
 
     def _adopt(self, process: Process) -> None:
         # Teardown kills and reaps it with the others.

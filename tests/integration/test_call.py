@@ -11,6 +11,9 @@ import pytest
 
 import nsbox
 from nsbox.cgroup import CGroup
+from nsbox.rootfs import PivotRoot
+
+from ..conftest import HostState, run_rootless
 
 
 def test_return_values_of_several_types(container: nsbox.Container) -> None:
@@ -64,3 +67,58 @@ def test_call_timeout_kills_it(container: nsbox.Container) -> None:
     assert time.monotonic() - start < 15
     assert container.run(["sh", "-c", "pgrep -f 'time[.]sleep' || echo none"],
                          text=True).stdout == "none\n"
+
+
+def _python_facts() -> tuple[str, bool, str]:
+    import sys
+
+    try:
+        with open(os.path.join(os.path.dirname(os.__file__), "nsbox-probe"), "w"):
+            written = "written"
+    except OSError as exc:
+        written = os.strerror(exc.errno or 0)
+    return sys.version, os.path.exists("/bin/busybox"), written
+
+
+def test_call_in_a_root_without_python_lends_the_hosts(base: str) -> None:
+    """A busybox root has no Python: the call's interpreter gets the host's, read-only, in a
+    mount namespace of its own; the container's other processes see only empty mount points."""
+    import sys
+
+    state = HostState()
+    with nsbox.Container(rootfs=PivotRoot(base)) as c:
+        assert c.run(["test", "-e", sys.executable]).returncode == 1
+        version, busybox, written = c.call(_python_facts)
+        assert version == sys.version and busybox is True
+        assert written == "Read-only file system"
+        assert c.call(math.factorial, 5) == 120  # a second call gets its own copies
+        # Empty mount points at most, nothing of the host's.
+        listing = c.run(["sh", "-c", f"ls -A {os.path.dirname(os.__file__)} | wc -l; "
+                                     f"[ -s {sys.executable} ] && echo host || echo none"],
+                        text=True).stdout
+        assert listing.split() == ["0", "none"]
+    state.assert_unchanged()
+
+
+def test_rootless_call_in_a_root_without_python(rootless_python: list[str]) -> None:
+    """Without root the host's Python cannot be lent: a clear error naming fork=True, which
+    works (the fork needs no interpreter on disk)."""
+    result = run_rootless(rootless_python, """
+        import json, os, shutil, tempfile, nsbox
+        from nsbox.rootfs import PivotRoot, make_busybox_tree
+        work = tempfile.mkdtemp(prefix="rootless-call-")
+        root = make_busybox_tree(os.path.join(work, "root"))
+        with nsbox.Container(rootfs=PivotRoot(root)) as c:
+            try:
+                c.call(os.getpid)
+                error = ""
+            except nsbox.UnsupportedError as exc:
+                error = str(exc)
+            inside = c.call_with(lambda: (os.getuid(), os.path.exists("/bin/busybox")),
+                                 fork=True)
+        shutil.rmtree(work)
+        print(json.dumps([error, inside]))
+    """)
+    error, inside = result
+    assert "lacks this Python" in error and "fork=True" in error
+    assert inside == [0, True]

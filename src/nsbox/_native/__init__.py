@@ -117,6 +117,8 @@ class ProcessSpec:
     seccomp_flags: int = 0
     # The new root and its mount plan (PivotRoot; mounts.py, csrc/mounts.c), or None.
     rootfs: RootfsSpec | None = None
+    # (detached tree fd, destination) to attach after joining, in a mount namespace of its own.
+    attach: Sequence[tuple[int, bytes]] = ()
 
 
 @attrs.frozen
@@ -212,6 +214,9 @@ def _to_c(spec: ProcessSpec, keep: list[Any]) -> Any:
         c.seccomp_bpf_len = len(spec.seccomp_bpf)
     c.seccomp_flags = spec.seccomp_flags
     c.rootfs = rootfs_to_c(keep, spec.rootfs)
+    c.attach_fds = _int_array(keep, "int", [fd for fd, _ in spec.attach])
+    c.attach_dests = _cstr_array(keep, [dest for _, dest in spec.attach])
+    c.n_attach = len(spec.attach)
     return c
 
 
@@ -279,6 +284,14 @@ def spawn(spec: ProcessSpec, slot: Slot | None = None) -> Spawned:
     if pidfd < 0:  # pragma: no cover - kernels before 5.3
         raise UnsupportedError("nsbox needs pidfds (Linux 5.3 or later)")
     return Spawned(pid=result.pid, pidfd=pidfd)
+
+
+def clone_readonly(path: str) -> int:
+    """A detached, recursive, read-only copy of the host's ``path`` (needs root): an fd."""
+    fd = _lib.nsbox_clone_readonly(os.fsencode(path))
+    if fd < 0:
+        raise OSError(-fd, f"cannot make a read-only copy of {path}: {os.strerror(-fd)}", path)
+    return int(fd)
 
 
 class ForkEntry:

@@ -366,6 +366,10 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
     if (s->make_mounts_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(report_fd, NSBOX_STEP_MOUNT_PRIVATE, errno, "/");
 
+    if (s->n_attach > 0 && nsbox_attach_trees(s->attach_fds, s->attach_dests, s->n_attach,
+                                              &failure) < 0)
+        fail(report_fd, failure.step, failure.err, failure.detail);
+
     /* Without a new root, the host's /proc would still show the host's processes. */
     if (s->mount_proc
         && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)

@@ -45,6 +45,8 @@ int nsbox_security_finish(const struct nsbox_spec *s, struct nsbox_failure *f);
 
 /* mounts.c, in the child: the new root, its mount plan, pivot_root. 0, or -1 filling `f`. */
 int nsbox_rootfs_setup(const struct nsbox_rootfs *rootfs, struct nsbox_failure *f);
+/* mounts.c, in a joining child: attach the parent's detached trees. 0, or -1 filling `f`. */
+int nsbox_attach_trees(const int *fds, const char *const *dests, int n, struct nsbox_failure *f);
 
 /* Runs in the child; never returns. */
 __attribute__((noreturn)) void nsbox_child_main(const struct nsbox_spec *spec,

@@ -677,3 +677,44 @@ long long nsbox_fs_magic(const char *path)
         return -(long long)errno;
     return (long long)(unsigned long)st.f_type;
 }
+
+/* --- the host's Python lent to a call process ---------------------------------------------------- */
+
+/* Parent side: a detached, recursive, read-only copy of the host's `path`; an fd or -errno. */
+int nsbox_clone_readonly(const char *path)
+{
+    int fd = clone_tree(AT_FDCWD, path, 0);
+    if (fd < 0)
+        return -errno;
+    if (set_attrs(fd, NSBOX_MOUNT_ATTR_RDONLY | NSBOX_MOUNT_ATTR_NODEV | NSBOX_MOUNT_ATTR_NOSUID)
+        < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* In a joining child with its own copy of the container's mount namespace: attach those copies
+ * at their destinations in the current root, creating mount points where missing. */
+int nsbox_attach_trees(const int *fds, const char *const *dests, int n, struct nsbox_failure *f)
+{
+    struct ctx c = {f, child_detail, sizeof child_detail};
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return failed(&c, NSBOX_STEP_MOUNT, errno, "/", -1);
+    for (int i = 0; i < n; i++) {
+        struct nsbox_mount m;
+        __builtin_memset(&m, 0, sizeof m);
+        m.dest = dests[i];
+        int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);  /* attach_at closes the one it is given */
+        if (fd < 0 || attach_at(&c, root, fd, &m, NSBOX_STEP_MOUNT) < 0) {
+            if (fd < 0)
+                failed(&c, NSBOX_STEP_MOUNT, errno, m.dest, -1);
+            close_keeping_errno(root);
+            return -1;
+        }
+    }
+    close(root);
+    return 0;
+}

@@ -198,6 +198,13 @@ struct nsbox_spec {
 
     /* The new root and its mount plan (PivotRoot, mounts.c), or NULL to keep the current root. */
     const struct nsbox_rootfs *rootfs;
+
+    /* Detached trees (nsbox_clone_readonly) to attach in the current root after joining, in a
+     * mount namespace of the process's own (new_ns has CLONE_NEWNS): Container.call lends the
+     * host's Python to a root that lacks it. */
+    const int *attach_fds;
+    const char *const *attach_dests;
+    int n_attach;
 };
 
 struct nsbox_result {
@@ -223,6 +230,8 @@ void nsbox_fork_enter(const struct nsbox_spec *spec, int report_fd, int reply_fd
  * NULL: the names are absolute). Returns 0, or -1 with step/err/detail filled. */
 int nsbox_overlay_mount(const struct nsbox_overlay *overlay, const char *target,
                         struct nsbox_result *result);
+/* A detached, recursive, read-only copy of the host's `path`: an fd, or -errno. */
+int nsbox_clone_readonly(const char *path);
 /* umount2(target, MNT_DETACH): 0 or an errno. */
 int nsbox_umount(const char *target);
 /* The filesystem type (statfs f_type) of path, or -errno. */
