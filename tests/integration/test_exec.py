@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,3 +57,27 @@ def test_joining_process_cannot_be_ptraced_or_overwritten() -> None:
     assert runs > 5
     assert (attached, opened) == (0, 0), f"{candidates} joiners seen"
     assert hashlib.sha256(Path(interpreter).read_bytes()).hexdigest() == digest
+
+
+def test_the_spawning_thread_goes_back_to_its_own_pid_namespace(
+        container: nsbox.Container) -> None:
+    """As root a process joins by being born in the container's pid namespace: the spawning
+    thread enters it for its children and leaves it right after. Its next child (here,
+    subprocess's) is the host's again, and so is every other thread's meanwhile."""
+    own = os.readlink("/proc/self/ns/pid")
+    found: list[str] = []
+
+    def spawn_many() -> None:
+        for _ in range(50):
+            container.run(["true"])
+        found.append(os.readlink("/proc/thread-self/ns/pid_for_children"))
+
+    thread = threading.Thread(target=spawn_many)
+    thread.start()
+    while thread.is_alive():
+        status = subprocess.run(["grep", "NSpid", "/proc/self/status"], capture_output=True,
+                                text=True, check=True).stdout
+        assert len(status.split()) == 2, status  # one pid: in the host's namespace only
+    thread.join()
+    assert found == [own]
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == own

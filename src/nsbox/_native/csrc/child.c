@@ -100,6 +100,18 @@ static void enter_joined_namespaces(const struct nsbox_spec *s, int report_fd)
             fail(report_fd, NSBOX_STEP_SETNS, errno, "a namespace to join");
 }
 
+/* The parent entered the pid namespace for us (spawn.c): we were born in it, so join the
+ * others and create any new namespace here, without a second fork. */
+static void join_namespaces_in_place(const struct nsbox_spec *s, int report_fd)
+{
+    int flags = (int)(s->join_pidfd_flags & ~(unsigned long long)CLONE_NEWPID);
+    if (flags && setns(s->join_pidfd, flags) < 0)
+        fail(report_fd, NSBOX_STEP_SETNS, errno, "the container's namespaces");
+    int new_ns = (int)(s->new_ns & ~NSBOX_LATE_NAMESPACES);
+    if (new_ns && unshare(new_ns) < 0)
+        fail(report_fd, NSBOX_STEP_FORK, errno, "unshare");
+}
+
 static void join_namespaces(const struct nsbox_spec *s, int report_fd)
 {
     enter_joined_namespaces(s, report_fd);
@@ -346,7 +358,9 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
     if (undumpable_now)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    if (s->join_pidfd >= 0 || s->n_join_fds > 0)
+    if (fds.in_pid_ns)
+        join_namespaces_in_place(s, report_fd);
+    else if (s->join_pidfd >= 0 || s->n_join_fds > 0)
         join_namespaces(s, report_fd);
 
     /* The parent writes our uid/gid maps and cgroup membership, then lets us go on. */

@@ -28,6 +28,7 @@ struct nsbox_report {
 struct nsbox_child_fds {
     int report_fd;   /* write end of the error pipe, close-on-exec */
     int sync_fd;     /* read end of the sync pipe, or -1 when the parent has nothing to do */
+    int in_pid_ns;   /* born in the pid namespace to join: join the others, no second fork */
 };
 
 /* A failed step, as the security steps (security.c) return it to child.c, which reports it. */

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -159,12 +161,41 @@ static int set_up_child(const struct nsbox_spec *s, pid_t pid, struct nsbox_resu
     return 0;
 }
 
-static long clone_child(const struct nsbox_spec *s, int joins, int *pidfd)
+/* Joining a container takes one clone instead of two (a copy of the whole Python process
+ * less) when this thread can enter the container's pid namespace for its children: the child
+ * is born there and joins the other namespaces itself. Only this thread's pid_for_children
+ * changes, and it is switched back right after the clone. That needs CAP_SYS_ADMIN over our
+ * own pid namespace too, so without root it fails and the double fork stays. Returns an fd of
+ * the thread's own pid_for_children to go back to, or -1 when it did not switch. */
+static int enter_pid_namespace_for_children(const struct nsbox_spec *s)
 {
-    uint64_t flags = joins ? 0 : (s->new_ns & ~(uint64_t)NSBOX_LATE_NAMESPACES);
-    /* With a double fork the pidfd would name the short-lived first child: open it later. */
-    if (!joins)
-        flags |= CLONE_PIDFD;
+    uint64_t kept_new = (uint64_t)CLONE_NEWPID | CLONE_NEWUSER;
+    if (s->join_pidfd < 0 || !(s->join_pidfd_flags & CLONE_NEWPID) || s->n_join_fds > 0
+        || (s->new_ns & kept_new))
+        return -1;
+    int own = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+    if (own < 0)
+        return -1;
+    if (setns(s->join_pidfd, CLONE_NEWPID) < 0) {
+        close(own);
+        return -1;
+    }
+    return own;
+}
+
+static void leave_pid_namespace_for_children(int own)
+{
+    if (own < 0)
+        return;
+    /* It was ours a moment ago and we hold CAP_SYS_ADMIN: this cannot fail. Were it to, every
+     * later fork of this thread (subprocess too) would land in the container: stop here. */
+    if (setns(own, CLONE_NEWPID) < 0)
+        abort();
+    close(own);
+}
+
+static long clone_child(const struct nsbox_spec *s, uint64_t flags, int *pidfd)
+{
     struct nsbox_clone_args args;
     memset(&args, 0, sizeof args);
     args.flags = flags;
@@ -186,7 +217,7 @@ int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
     memset(res, 0, sizeof *res);
     res->pid = -1;
     res->pidfd = -1;
-    int joins = s->join_pidfd >= 0 || s->n_join_fds > 0;
+    int double_fork = s->join_pidfd >= 0 || s->n_join_fds > 0;
     int needs_sync = s->uid_map || s->gid_map || s->deny_setgroups || s->n_cgroup_procs_fds > 0;
 
     int report[2], sync[2] = {-1, -1};
@@ -204,10 +235,21 @@ int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    long pid = clone_child(s, joins, &pidfd);
+    int own_pid_ns = double_fork ? enter_pid_namespace_for_children(s) : -1;
+    if (own_pid_ns >= 0)
+        double_fork = 0;
+    /* With a double fork the pidfd would name the short-lived first child: open it later.
+     * Namespaces to create inside joined ones are created by the child, after joining. */
+    uint64_t flags = 0;
+    if (!double_fork)
+        flags = CLONE_PIDFD;
+    if (!double_fork && own_pid_ns < 0)
+        flags |= s->new_ns & ~(uint64_t)NSBOX_LATE_NAMESPACES;
+    long pid = clone_child(s, flags, &pidfd);
     if (pid == 0)
-        nsbox_child_main(s, (struct nsbox_child_fds){report[1], sync[0]});
+        nsbox_child_main(s, (struct nsbox_child_fds){report[1], sync[0], own_pid_ns >= 0});
     int clone_errno = errno;
+    leave_pid_namespace_for_children(own_pid_ns);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     close(report[1]);
@@ -221,7 +263,7 @@ int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
     pid_t target = (pid_t)pid;
     struct nsbox_report r;
     int rc = 0;
-    if (joins) {
+    if (double_fork) {
         ssize_t n = read_report(report[0], &r);
         wait_quietly(target);  /* the first child exits right after reporting */
         if (n == 0)
