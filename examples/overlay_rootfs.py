@@ -21,7 +21,8 @@ try:
     base = make_busybox_tree(os.path.join(work, "base"))
 
     # The layers, the plan of the new root, the container: three context managers. Entering
-    # the PivotRoot ourselves keeps the throwaway upper layer until we leave it, for diff().
+    # the PivotRoot ourselves keeps the throwaway upper layer (in TMPDIR) until we leave it,
+    # for diff(); a container that enters it itself keeps it in its own memory, out of reach.
     fs = nsbox.OverlayRootfs(lower=[base])
     plan = nsbox.PivotRoot(fs, mounts=[nsbox.Tmpfs("/tmp", size="16M", mode=0o1777)])
     with plan, nsbox.Container(plan, hostname="layered") as box:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
@@ -190,11 +189,12 @@ class Container:
             :class:`OverlayRootfs` or a directory (both with PivotRoot's default plan); also
             accepted positionally. Given unentered, the container enters it and leaves it on
             teardown. ``"host"`` (default): as root, ``OverlayRootfs.host()`` — the host's
-            ``/`` read-only under a throwaway upper layer, with its own /proc, /sys, /dev,
+            ``/`` read-only under a throwaway upper layer in the container's memory (nothing
+            is made on the host for it), with its own /proc, /sys, /dev,
             /run and /tmp; without root, or with a joined or shared mount namespace, the
             host's filesystem in the private mount namespace (also with a new user namespace,
-            where the kernel refuses an overlay of /, and when the temporary directory is on
-            a filesystem an overlay cannot write to). None: always the latter.
+            where the kernel refuses an overlay of /, and when / is itself an overlay or
+            another filesystem an overlay may not stack on). None: always the latter.
 
     Raises:
         ConfigError: on construction, for anything invalid.
@@ -265,10 +265,11 @@ class Container:
         ns = self.namespaces
         if ns.mount is not True or ns._live is not None or ns.wants_user_namespace:
             return None
-        # Both / (the lower layer) and the temporary directory (the throwaway upper) must be
-        # plain filesystems: inside many containers, and on live systems, / is itself an
-        # overlay, which the kernel may refuse to stack another one on.
-        if any(fs_type(path)[1] not in _PLAIN_FILESYSTEMS for path in ("/", tempfile.gettempdir())):
+        # / (the lower layer) must be a plain filesystem: inside many containers, and on live
+        # systems, it is itself an overlay, which the kernel may refuse to stack another one
+        # on. The throwaway upper layer is a tmpfs in the container (the container enters
+        # this OverlayRootfs itself), so the temporary directory plays no part.
+        if fs_type("/")[1] not in _PLAIN_FILESYSTEMS:
             return None
         return OverlayRootfs.host()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -14,10 +15,10 @@ from pathlib import Path
 import pytest
 
 import nsbox
-from nsbox import state
+from nsbox import CGroup, state
 from nsbox._native import mounts as native
 from nsbox.rootfs import OverlayRootfs, PivotRoot, make_busybox_tree
-from tests.rootfs_helpers import make_layer, mountinfo_rows, tree_checksum
+from tests.rootfs_helpers import make_layer, mountinfo_rows, rootfs_temp_dirs, tree_checksum
 
 
 @pytest.fixture
@@ -206,9 +207,95 @@ def test_host_rootfs_runs_host_programs_and_keeps_writes_inside(tmp_path: Path,
                                                ("/run", "tmpfs")}
 
 
-def test_root_mapped_to_a_uid_range_owns_its_upper_layer(clean: None) -> None:
+def test_a_containers_own_throwaway_upper_layer_is_in_its_memory(
+        base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean: None) -> None:
+    """An OverlayRootfs the container enters itself keeps its throwaway upper layer in a tmpfs
+    of the container's mount namespace: nothing is made or recorded on the host, the writes
+    stay for the container's life, and upper_dir, diff() and commit() say where it is."""
+    recorded: list[tuple[str, str]] = []
+    record = state.record
+    monkeypatch.setattr(state, "record", lambda kind, path: (
+        recorded.append((kind, os.fspath(path))), record(kind, path))[-1])
+    before = rootfs_temp_dirs()
+    fs = OverlayRootfs([base])
+    with nsbox.Container(rootfs=fs) as c:
+        c.run(["sh", "-c", "echo x > /f; rm /etc/passwd"], check=True)
+        out = c.run(["sh", "-c", "cat /f; ls /etc; grep ' / / ' /proc/self/mountinfo; "
+                     "grep -c nsbox-upper /proc/self/mountinfo"], text=True).stdout
+        assert rootfs_temp_dirs() == before
+        for use in (lambda: fs.upper_dir, fs.diff, lambda: fs.commit(tmp_path / "layer")):
+            with pytest.raises(nsbox.LifecycleError, match="memory of the container"):
+                use()
+        with pytest.raises(nsbox.LifecycleError, match="in use"), nsbox.Container(c.rootfs):
+            pass
+    assert recorded == []
+    assert not (tmp_path / "layer").exists()
+    cat, etc, root_mount, upper_mounts = out.splitlines()
+    assert (cat, etc) == ("x", "group")
+    assert " overlay nsbox-overlay " in root_mount and ",upperdir=upper," in root_mount
+    assert upper_mounts == "0"  # the tmpfs is held by the overlay only, mounted nowhere
+    assert os.path.exists(os.path.join(base, "etc/passwd"))
+    with pytest.raises(nsbox.LifecycleError, match="exists only while"):
+        fs.diff()  # gone with the container
+
+
+def test_the_default_root_keeps_every_write_off_the_host(clean: None) -> None:
+    """Container()'s default root (the host's / under an upper layer in memory) is the root of
+    every process of the container, the init's included: a write to /etc is seen inside and
+    through /proc/<init>/root, never on the host, and / has the host's mode and owner."""
+    probe = f"/etc/nsbox-default-probe-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        with nsbox.Container() as c:
+            assert c.rootfs is not None and isinstance(c.rootfs.rootfs, OverlayRootfs)
+            out = c.run(["sh", "-c", f"echo inside > {probe}; cat {probe}; "
+                         "stat -c '%a %u %g' /"], text=True, check=True).stdout
+            assert c._init is not None
+            with open(f"/proc/{c._init.pid}/root{probe}") as f:
+                through_init = f.read()
+            with open(f"/proc/{c._init.pid}/mountinfo") as f:
+                init_root = [(p, t) for _, p, t, _ in mountinfo_rows(f.read()) if p == "/"]
+            assert not os.path.exists(probe)
+        host_root = os.stat("/")
+        assert out.split("\n", 1) == [
+            "inside", f"{stat.S_IMODE(host_root.st_mode):o} {host_root.st_uid} "
+                      f"{host_root.st_gid}\n"]
+        assert through_init == "inside\n"
+        assert init_root == [("/", "overlay")]
+    finally:
+        if os.path.exists(probe):  # only if the test failed: do not leave it on the host
+            os.unlink(probe)
+
+
+def test_an_upper_layer_in_memory_has_the_top_layers_mode_and_owner(base: str, tmp_path: Path,
+                                                                   clean: None) -> None:
+    """The merged root of an upper layer in memory shows the top layer's mode (set-group-ID
+    bit included) and owner, as the upper layer nsbox makes on disk does."""
+    top = make_layer(tmp_path / "top", {"top": "1\n"})
+    os.chown(top, 4321, 8765)
+    os.chmod(top, 0o2751)
+    with nsbox.Container(rootfs=OverlayRootfs([base, top])) as c:
+        out = c.run(["stat", "-c", "%a %u %g", "/"], text=True, check=True).stdout
+    assert out == "2751 4321 8765\n"
+
+
+def test_writes_to_an_upper_layer_in_memory_are_charged_to_the_containers_cgroup(
+        base: str, clean: None) -> None:
+    """The tmpfs pages of an upper layer in memory count as the container's memory, so its
+    memory cgroup bounds how much it can write to its root filesystem."""
+    with nsbox.Container(rootfs=OverlayRootfs([base]), cgroup=CGroup(memory_max="256M")) as c:
+        before = c.stats().memory_current
+        c.run(["dd", "if=/dev/zero", "of=/big", "bs=1M", "count=32"], check=True)
+        after = c.stats().memory_current
+    assert before is not None and after is not None
+    assert after - before >= 32 * 2**20
+
+
+@pytest.mark.parametrize("entered_by", ["you", "the container"])
+def test_root_mapped_to_a_uid_range_owns_its_upper_layer(entered_by: str,
+                                                         clean: None) -> None:
     """With root inside mapped to uid 100000 (IdMap.range), the overlay is mounted in the
-    user namespace: root inside writes, and the upper layer is owned by 100000 outside."""
+    user namespace: root inside writes, and the upper layer is owned by 100000 outside (on
+    disk, when you enter the PivotRoot; in the container's memory, when it does)."""
     work = tempfile.mkdtemp(prefix="nsbox-test-range-")  # not below pytest's 0700 tmp
     try:
         os.chmod(work, 0o755)
@@ -217,14 +304,20 @@ def test_root_mapped_to_a_uid_range_owns_its_upper_layer(clean: None) -> None:
         ns = nsbox.Namespaces(user=True, uid_map=[nsbox.IdMap.range(100000)],
                               gid_map=[nsbox.IdMap.range(100000)])
         fs = OverlayRootfs([base])
-        with PivotRoot(fs) as root, nsbox.Container(ns, root) as c:
+        root = PivotRoot(fs)
+        with contextlib.ExitStack() as stack:
+            if entered_by == "you":
+                stack.enter_context(root)
+            c = stack.enter_context(nsbox.Container(ns, root))
             out = c.run(["sh", "-c", "id -u; echo x > /f; echo y >> /etc/passwd; "
-                         "cat /proc/1/uid_map"], text=True, check=True).stdout.split()
-            owners = {os.stat(os.path.join(fs.upper_dir, p)).st_uid for p in ("f", "etc/passwd")}
-            changes = [str(ch) for ch in fs.diff()]
-        assert out == ["0", "0", "100000", "65536"]
-        assert owners == {100000}
-        assert changes == ["C /etc/passwd", "A /f"]
+                         "cat /proc/1/uid_map; stat -c %u /"], text=True,
+                        check=True).stdout.split()
+            if entered_by == "you":
+                owners = {os.stat(os.path.join(fs.upper_dir, p)).st_uid
+                          for p in ("f", "etc/passwd")}
+                assert owners == {100000}
+                assert [str(ch) for ch in fs.diff()] == ["C /etc/passwd", "A /f"]
+        assert out == ["0", "0", "100000", "65536", "0"]
     finally:
         shutil.rmtree(work)
 

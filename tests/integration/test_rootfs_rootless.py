@@ -73,6 +73,34 @@ result = {"out": out, "diff": diff, "same": checksum(base) == sums, "xattrs": xa
     assert result["same"] is True
 
 
+def test_rootless_throwaway_upper_layer_in_the_containers_memory(
+        rootless_python: list[str]) -> None:
+    """Unprivileged: an OverlayRootfs the container enters itself gets its upper layer in a
+    tmpfs of the container's user and mount namespaces (with userxattr; whiteouts work), and
+    diff() says it is out of reach; nothing is left in the temporary directory."""
+    result = _run(rootless_python, """
+fs = OverlayRootfs([base])
+with nsbox.Container(rootfs=fs) as c:
+    c.run(["sh", "-c", "rm /etc/passwd; echo x > /x"], check=True)
+    out = c.run(["cat", "/x"], text=True).stdout
+    listing = c.run(["ls", "/etc"], text=True).stdout.split()
+    mount_line = c.run(["grep", " / / ", "/proc/self/mountinfo"], text=True).stdout
+    try:
+        fs.diff()
+        error = ""
+    except nsbox.LifecycleError as exc:
+        error = str(exc)
+result = {"out": out, "etc": listing, "mount": mount_line, "error": error,
+          "same": os.path.exists(os.path.join(base, "etc", "passwd"))}
+""")
+    assert result["out"] == "x\n" and result["etc"] == ["group"]
+    mount_line = result["mount"]
+    assert isinstance(mount_line, str)
+    assert "userxattr" in mount_line and ",upperdir=upper," in mount_line
+    assert "memory of the container" in str(result["error"])
+    assert result["same"] is True
+
+
 def test_rootless_commit_keeps_whiteouts_for_the_next_container(
         rootless_python: list[str]) -> None:
     """Unprivileged: commit() writes whiteouts (0/0 devices) without root, and a container on

@@ -191,6 +191,45 @@ def test_overlay_layers_go_by_path_or_by_short_name(tmp_path: Path, lower: Path,
     assert not os.listdir(odd)
 
 
+def test_a_containers_own_upper_layer_is_in_memory_where_it_can_be(
+        tmp_path: Path, lower: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entered by a container for itself, a throwaway upper layer is a tmpfs of the child's,
+    with the layers by their own paths and nothing in TMPDIR; it stays on disk when upper= is
+    given, when the layers need the state directory's short names, or when a rootless
+    overlay's tmpfs would lack user xattrs (before Linux 6.6)."""
+    from nsbox.rootfs import _overlay
+
+    os.chmod(lower, 0o2751)
+    root, rootless = ChildContext(userns=False), ChildContext(userns=True)
+    fs = OverlayRootfs([lower])
+    with fs._for_containers(root):
+        spec = fs._child_spec(root)
+        assert fs._child_root() == "merged" and not os.listdir(tempfile.gettempdir())
+    assert (spec.lowers, spec.upper, spec.work, spec.layers_dir) == (
+        [os.fsencode(lower)], b"upper", b"work", None)
+    tmpfs = spec.upper_tmpfs
+    assert tmpfs is not None and (b"source", b"nsbox-upper") in tmpfs.options
+    assert (tmpfs.upper_mode, tmpfs.upper_uid) == (0o2751, os.stat(lower).st_uid)
+    rootless_spec = OverlayRootfs([lower])
+    with rootless_spec._for_containers(rootless):
+        tmpfs = rootless_spec._child_spec(rootless).upper_tmpfs
+        assert tmpfs is not None and (tmpfs.upper_uid, tmpfs.upper_gid) == (-1, -1)
+
+    far = [tmp_path / ("x" * 100) / f"{i:0100}" for i in range(40)]  # > a page for mount(2)
+    for path in far:
+        path.mkdir(parents=True)
+    on_disk = [(OverlayRootfs([lower], upper=tmp_path / "upper"), root, False),
+               (OverlayRootfs(far), root, True)]
+    for fs, ctx, legacy_only in on_disk:
+        with fs._for_containers(ctx, legacy_only=legacy_only):
+            assert fs._dir is not None and fs._child_spec(ctx).upper_tmpfs is None
+    monkeypatch.setattr(_overlay, "kernel_version", lambda: (6, 5))
+    for ctx, in_memory in ((rootless, False), (root, True)):
+        fs = OverlayRootfs([lower])
+        with fs._for_containers(ctx):
+            assert (fs._dir is None) == in_memory
+
+
 def test_child_context_knows_the_user_namespace_and_its_root() -> None:
     """A new user namespace means userxattr; root mapped elsewhere gets the directories."""
     ns = nsbox.Namespaces(user=True)

@@ -1,9 +1,10 @@
 """Hazardous materials: the mount plan of a new root as C structs, and the parent's mount calls.
 
 ``nsbox.rootfs`` decides what to mount; this module only mirrors ``struct nsbox_rootfs``,
-``struct nsbox_overlay`` and ``struct nsbox_mount`` (csrc/nsbox.h) as plain frozen records,
-converts them for the C child (keeping every buffer alive through the spawn), and wraps the
-three calls the parent makes itself for an overlay used alone: mount, unmount, statfs.
+``struct nsbox_overlay`` (with its upper layer in memory, ``UpperTmpfs``) and ``struct
+nsbox_mount`` (csrc/nsbox.h) as plain frozen records, converts them for the C child (keeping
+every buffer alive through the spawn), and wraps the three calls the parent makes itself for
+an overlay used alone: mount, unmount, statfs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ class MountStep:
 
 
 @attrs.frozen(kw_only=True)
+class UpperTmpfs:
+    """A throwaway upper layer in memory: the tmpfs the child mounts and makes ``upper``,
+    ``work`` and the root's mount point in (the overlay's names are then relative to it)."""
+
+    options: Options
+    upper_mode: int
+    upper_uid: int = -1   # -1: the child's own
+    upper_gid: int = -1
+
+
+@attrs.frozen(kw_only=True)
 class OverlaySpec:
     """One ``struct nsbox_overlay``; ``lowers`` top layer first, as overlayfs orders them."""
 
@@ -66,6 +78,7 @@ class OverlaySpec:
     layers_dir: bytes | None = None
     legacy_data: bytes = b""
     legacy_only: bool = False
+    upper_tmpfs: UpperTmpfs | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -114,6 +127,11 @@ def _overlay_to_c(keep: list[Any], spec: OverlaySpec) -> Any:
     c.layers_dir = _cstr(keep, spec.layers_dir)
     c.legacy_data = _cstr(keep, spec.legacy_data)
     c.legacy_only = spec.legacy_only
+    tmpfs = spec.upper_tmpfs
+    if tmpfs is not None:
+        c.tmpfs_options, c.n_tmpfs_options = _options(keep, tmpfs.options)
+        c.upper_mode = tmpfs.upper_mode
+        c.upper_uid, c.upper_gid = tmpfs.upper_uid, tmpfs.upper_gid
     return c
 
 

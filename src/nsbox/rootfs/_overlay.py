@@ -21,6 +21,7 @@ from . import _commit, _diff
 from ._context import ChildContext
 from ._files import make_temp_dir, release_temp_dir, remove_tree
 from ._kernel import (
+    TMPFS_USER_XATTR_KERNEL,
     USERNS_OVERLAY_KERNEL,
     fs_type,
     in_initial_user_namespace,
@@ -37,6 +38,10 @@ _FSCONFIG_VALUE_MAX = 255  # fsconfig copies at most 256 bytes of a string value
 _PAGE = 4096               # mount(2) copies at most a page of options
 _LOWERDIR_ADD_KERNEL = (6, 8)
 MERGED = "nsbox-merged"    # the mount point of the merged view, in the state directory
+# An upper layer in memory: a tmpfs the container's first process mounts in its own mount
+# namespace (its source says whose it is), with these names in it.
+_TMPFS_SOURCE = "nsbox-upper"
+_TMPFS_UPPER, _TMPFS_WORK, _TMPFS_MERGED = "upper", "work", "merged"
 
 
 def _to_lower(value: Any) -> tuple[str, ...]:
@@ -59,6 +64,32 @@ def _escape(path: str) -> str:
     return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
 
 
+def _mount_options(userxattr: bool) -> list[tuple[bytes, bytes | None]]:
+    """The overlay's options besides its layers, as fsconfig (key, value) pairs."""
+    options: list[tuple[bytes, bytes | None]] = [(b"source", b"nsbox-overlay")]
+    if userxattr:
+        # In a user namespace overlayfs keeps its marks in user.* xattrs, and refuses
+        # redirect_dir and metacopy, which it then turns off itself.
+        options.append((b"userxattr", None))
+    else:
+        # Off, whatever the kernel's defaults: an upper layer without redirects or
+        # metadata-only copies is a plain layer that commit() can copy as it is.
+        options += [(b"redirect_dir", b"off"), (b"metacopy", b"off")]
+    return options
+
+
+def _flags(options: list[tuple[bytes, bytes | None]]) -> str:
+    """The options but the source, as mount(2) takes them."""
+    return ",".join(k.decode() + (f"={v.decode()}" if v is not None else "")
+                    for k, v in options[1:])
+
+
+def _legacy_data(lowers: list[str], upper: str, work: str, flags: str) -> str:
+    """mount(2)'s overlay option string (lowers top first)."""
+    return (f"lowerdir={':'.join(_escape(n) for n in lowers)},upperdir={_escape(upper)},"
+            f"workdir={_escape(work)},{flags}")
+
+
 @attrs.define(eq=False, repr=False)
 class OverlayRootfs:
     """Lower layers, a copy-on-write upper layer and the merged view of them (overlayfs).
@@ -74,8 +105,13 @@ class OverlayRootfs:
             be given alone. At most 500 (overlayfs's limit); the mount options stay short
             however many there are.
         upper: a directory that keeps the container's writes (made if missing), for
-            :meth:`diff`, :meth:`commit` or the next container. None: a throwaway upper layer
-            in the temporary directory (``TMPDIR``), removed on exit.
+            :meth:`diff`, :meth:`commit` or the next container. None: a throwaway upper layer,
+            removed on exit. Where it lives depends on who enters the OverlayRootfs: entered
+            by you (or the :class:`PivotRoot` holding it), in the temporary directory
+            (``TMPDIR``), for :meth:`diff` and :meth:`commit` until you leave it; entered by
+            the one :class:`Container` given it, in that container's memory (a tmpfs in its
+            mount namespace, charged to its memory cgroup), gone with the container and out
+            of reach of :meth:`diff` and :meth:`commit`.
 
     Raises:
         ConfigError: on construction: a lower layer missing or not a directory, too many, the
@@ -94,6 +130,8 @@ class OverlayRootfs:
     _upper_dir: str | None = attrs.field(default=None, init=False)
     _work_dir: str | None = attrs.field(default=None, init=False)
     _mounted: bool = attrs.field(default=False, init=False)
+    _in_memory: bool = attrs.field(default=False, init=False)  # upper layer: a container's tmpfs
+    _in_use: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.lower:
@@ -138,7 +176,8 @@ class OverlayRootfs:
 
     @classmethod
     def host(cls, upper: str | os.PathLike[str] | None = None) -> OverlayRootfs:
-        """The host's ``/`` as the read-only lower layer, with a throwaway upper layer.
+        """The host's ``/`` as the read-only lower layer, with a throwaway upper layer (in the
+        container's memory when the container enters it, as ``Container()`` does).
 
         In a container (``Container(rootfs=OverlayRootfs.host())``) any host program runs and
         its writes never reach the host; /proc, /sys, /dev, /run and /tmp are the container's
@@ -174,14 +213,18 @@ class OverlayRootfs:
 
         Raises:
             LifecycleError: not entered.
-            UnsupportedError: entered without root: only a container can mount it then.
+            UnsupportedError: entered without root, or by a container (or a PivotRoot): only
+                containers mount it then, each in its own mount namespace.
         """
-        if self._state != "entered" or self._dir is None:
+        if self._state != "entered":
             raise LifecycleError("the OverlayRootfs is not entered: use `with OverlayRootfs(...) "
                                  "as fs`, then fs.path")
         if not self._mounted:
-            raise UnsupportedError("the merged view is mounted only inside containers here: "
-                                   "mounting it in your own mount namespace needs root")
+            why = ("mounting it in your own mount namespace needs root" if os.geteuid() != 0
+                   else "enter the OverlayRootfs alone (`with fs:`) to mount it at fs.path")
+            raise UnsupportedError(f"the merged view is mounted only inside containers here: "
+                                   f"{why}")
+        assert self._dir is not None
         return os.path.join(self._dir, MERGED)
 
     @property
@@ -189,10 +232,18 @@ class OverlayRootfs:
         """The upper layer in use: ``upper``, or the throwaway one while entered.
 
         Raises:
-            LifecycleError: a throwaway upper layer outside of the time it exists.
+            LifecycleError: a throwaway upper layer outside of the time it exists, or in the
+                memory of the container that entered it.
         """
         if self.upper is not None:
             return self.upper
+        if self._in_memory:
+            raise LifecycleError(
+                "the throwaway upper layer is in the memory of the container that entered "
+                "this OverlayRootfs (a tmpfs in its mount namespace), out of reach from "
+                "here; enter the OverlayRootfs or its PivotRoot yourself around the "
+                "container (`with PivotRoot(fs):`) to put it in TMPDIR, or give upper= to "
+                "keep it")
         if self._upper_dir is None:
             raise LifecycleError(
                 "the throwaway upper layer exists only while the OverlayRootfs is entered; "
@@ -223,18 +274,26 @@ class OverlayRootfs:
         self._close()
 
     @contextlib.contextmanager
-    def _for_containers(self) -> Iterator[Self]:
-        """The layers' directories, without a mount in this namespace (a container mounts)."""
-        self._start(mount=False)
+    def _for_containers(self, container: ChildContext | None = None, *,
+                        legacy_only: bool = False) -> Iterator[Self]:
+        """The layers for containers, without a mount in this namespace (a container mounts).
+
+        ``container``: the context of the one container entering it for itself. Its throwaway
+        upper layer then lives in that container's memory where the kernel allows, and
+        nothing is made on the host: no one else can reach it, and no one needs to.
+        """
+        in_memory = container is not None and self._fits_in_memory(container, legacy_only)
+        self._start(mount=False, in_memory=in_memory)
         try:
             yield self
         finally:
             self._close()
 
-    def _start(self, mount: bool) -> None:
+    def _start(self, mount: bool, in_memory: bool = False) -> None:
         if self._state != "new":
             raise LifecycleError(f"an OverlayRootfs can be entered once; this one is "
                                  f"{self._state}")
+        self._in_memory = in_memory
         try:
             self._prepare()
             if mount:
@@ -253,9 +312,26 @@ class OverlayRootfs:
             self._stack.close()
         finally:
             self._dir = self._upper_dir = self._work_dir = None
-            self._mounted = False
+            self._mounted = self._in_memory = False
+
+    def _fits_in_memory(self, ctx: ChildContext, legacy_only: bool) -> bool:
+        """Whether the upper layer can be a tmpfs of the container's: a throwaway one, on a
+        kernel whose tmpfs can hold it, with layers that go by their own paths (the shorter
+        names are relative to a directory, or symlinks in the state directory)."""
+        if self.upper is not None:
+            return False
+        if ctx.userns and kernel_version() < TMPFS_USER_XATTR_KERNEL:
+            return False  # rootless overlays keep their marks in user xattrs: on tmpfs from 6.6
+        lowers = list(reversed(self.lower))
+        if legacy_only or kernel_version() < _LOWERDIR_ADD_KERNEL:
+            data = _legacy_data(lowers, _TMPFS_UPPER, _TMPFS_WORK,
+                                _flags(_mount_options(ctx.userns)))
+            return len(data.encode()) < _PAGE
+        return all(len(name.encode()) <= _FSCONFIG_VALUE_MAX for name in lowers)
 
     def _prepare(self) -> None:
+        if self._in_memory:
+            return  # the container's first process makes everything, in its own namespace
         state_dir = make_temp_dir("overlay")
         self._stack.callback(release_temp_dir, state_dir)
         self._dir = state_dir
@@ -304,6 +380,15 @@ class OverlayRootfs:
         Raises:
             LifecycleError: the upper layer is in use.
         """
+        if self._in_memory:  # a tmpfs of the container that entered this OverlayRootfs
+            if self._in_use:
+                raise LifecycleError(
+                    "the throwaway upper layer of this OverlayRootfs is in use by the "
+                    "container that entered it, in its memory. Give each running container "
+                    "its own OverlayRootfs (they may share the lower layers)")
+            self._in_use = True
+            stack.callback(setattr, self, "_in_use", False)
+            return
         fd = os.open(self.upper_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -343,6 +428,11 @@ class OverlayRootfs:
             raise LifecycleError("the OverlayRootfs is not entered")
         return os.path.join(self._dir, MERGED)
 
+    def _child_root(self) -> str:
+        """Where the container's first process mounts the merged view: a directory in the
+        state directory, or a name in the tmpfs of an upper layer in memory."""
+        return _TMPFS_MERGED if self._in_memory else self._merged_dir()
+
     def _short_name(self, target: str, name: str, relative: bool) -> str:
         """A short path for ``target``: a symlink ``name`` in the state directory."""
         assert self._dir is not None
@@ -352,8 +442,8 @@ class OverlayRootfs:
             os.symlink(target, link)
         return name if relative else link
 
-    def _spec(self, *, relative: bool, userxattr: bool,
-              legacy_only: bool = False) -> native.OverlaySpec:
+    def _spec(self, *, relative: bool, userxattr: bool, legacy_only: bool = False,
+              upper_tmpfs: native.UpperTmpfs | None = None) -> native.OverlaySpec:
         """The overlay for the C side: for the child, names may be relative to a directory it
         changes into; for a mount from this process they are absolute.
 
@@ -363,27 +453,26 @@ class OverlayRootfs:
         the child, the paths relative to the layers' common directory; then a short symlink
         per layer in the state directory (made only then: on most disks a symlink costs a
         journal write, a quarter of a millisecond here).
+
+        With ``upper_tmpfs`` (an upper layer in memory) there is no state directory: the
+        layers go by their own paths (:meth:`_fits_in_memory` checked they fit), upper and
+        work by their names in the tmpfs, which the child changes into.
         """
-        assert self._dir is not None and self._upper_dir is not None
-        assert self._work_dir is not None
-        options: list[tuple[bytes, bytes | None]] = [(b"source", b"nsbox-overlay")]
-        if userxattr:
-            # In a user namespace overlayfs keeps its marks in user.* xattrs, and refuses
-            # redirect_dir and metacopy, which it then turns off itself.
-            options.append((b"userxattr", None))
+        options = _mount_options(userxattr)
+        flags = _flags(options)
+        legacy = legacy_only or kernel_version() < _LOWERDIR_ADD_KERNEL
+        if upper_tmpfs is not None:
+            layers_dir, lowers = None, list(reversed(self.lower))
+            upper, work = _TMPFS_UPPER, _TMPFS_WORK
+            upper_name = f"the upper layer ({_TMPFS_SOURCE}, a tmpfs in the container)"
         else:
-            # Off, whatever the kernel's defaults: an upper layer without redirects or
-            # metadata-only copies is a plain layer that commit() can copy as it is.
-            options += [(b"redirect_dir", b"off"), (b"metacopy", b"off")]
-        flags = ",".join(k.decode() + (f"={v.decode()}" if v is not None else "")
-                         for k, v in options[1:])
-        if legacy_only or kernel_version() < _LOWERDIR_ADD_KERNEL:
-            layers_dir, lowers, upper, work = self._legacy_names(relative, flags)
-            data = ",".join([f"lowerdir={':'.join(_escape(n) for n in lowers)}",
-                             f"upperdir={_escape(upper)}", f"workdir={_escape(work)}", flags])
-        else:
-            layers_dir, lowers, upper, work = self._lowerdir_add_names(relative)
-            data = ""
+            assert self._upper_dir is not None
+            upper_name = self._upper_dir
+            if legacy:
+                layers_dir, lowers, upper, work = self._legacy_names(relative, flags)
+            else:
+                layers_dir, lowers, upper, work = self._lowerdir_add_names(relative)
+        data = _legacy_data(lowers, upper, work, flags) if legacy else ""
         # overlayfs takes "lowerdir+" values as they are, but unescapes "upperdir" and
         # "workdir" (a backslash quotes the next character), as it does mount(2)'s string.
         upper, work = _escape(upper), _escape(work)
@@ -394,9 +483,9 @@ class OverlayRootfs:
             lowers=[os.fsencode(n) for n in lowers],
             lower_names=[os.fsencode(layer) for layer in reversed(self.lower)],
             upper=os.fsencode(upper), work=os.fsencode(work),
-            upper_name=os.fsencode(self._upper_dir), options=options,
+            upper_name=os.fsencode(upper_name), options=options,
             layers_dir=os.fsencode(layers_dir) if layers_dir is not None else None,
-            legacy_data=data.encode(), legacy_only=legacy_only)
+            legacy_data=data.encode(), legacy_only=legacy_only, upper_tmpfs=upper_tmpfs)
 
     def _lowerdir_add_names(self, relative: bool) -> tuple[str | None, list[str], str, str]:
         """(directory to change into, lowers top first, upper, work) for "lowerdir+"."""
@@ -417,9 +506,7 @@ class OverlayRootfs:
         upper, work = self._upper_dir, self._work_dir
 
         def fits(lowers: list[str], up: str, wk: str) -> bool:
-            data = (f"lowerdir={':'.join(_escape(n) for n in lowers)},upperdir={_escape(up)},"
-                    f"workdir={_escape(wk)},{flags}")
-            return len(data.encode()) < _PAGE
+            return len(_legacy_data(lowers, up, wk, flags).encode()) < _PAGE
 
         absolute = list(reversed(self.lower))
         if fits(absolute, upper, work):
@@ -458,11 +545,15 @@ class OverlayRootfs:
                         "namespace the kernel refuses it as a layer, since the layer would "
                         "uncover what those mounts hide. Without root, use a directory tree "
                         "as the lower layer (OverlayRootfs.host() needs root)")
-            magic, name = fs_type(self.upper_dir)
-            reason = upper_refusal(magic, userxattr=True, kernel=kernel_version())
-            if reason:
-                raise UnsupportedError(f"the upper layer {self.upper_dir!r} is on {name}: "
-                                       f"{reason}")
+            if not self._in_memory:  # (a tmpfs in memory was checked when it was entered)
+                magic, name = fs_type(self.upper_dir)
+                reason = upper_refusal(magic, userxattr=True, kernel=kernel_version())
+                if reason:
+                    raise UnsupportedError(f"the upper layer {self.upper_dir!r} is on {name}: "
+                                           f"{reason}")
+        if self._in_memory:
+            return self._spec(relative=True, userxattr=ctx.userns, legacy_only=legacy_only,
+                              upper_tmpfs=self._upper_tmpfs(ctx))
         if ctx.root_ids is not None and self._dir is not None:
             # Root inside is another user outside: it must reach the layers and own the upper.
             uid, gid = ctx.root_ids
@@ -472,6 +563,22 @@ class OverlayRootfs:
             if self.upper is None and self._upper_dir is not None:
                 os.chown(self._upper_dir, uid, gid)
         return self._spec(relative=True, userxattr=ctx.userns, legacy_only=legacy_only)
+
+    def _upper_tmpfs(self, ctx: ChildContext) -> native.UpperTmpfs:
+        """The tmpfs of an upper layer in memory, and the mode and owner of its upper/.
+
+        It has no size limit of its own (the kernel's default, half of the RAM, like the
+        container's /tmp and /run): its pages are charged to the memory cgroup of the
+        process that writes them, so a container's ``CGroup(memory_max=...)`` bounds them.
+        """
+        # The merged root shows the upper root's mode and owner: make them the top layer's.
+        # In a user namespace the child, root there, keeps what it makes its own, as the
+        # upper layer nsbox makes on disk is given to root inside.
+        top = os.stat(self.lower[-1])
+        uid, gid = (-1, -1) if ctx.userns else (top.st_uid, top.st_gid)
+        return native.UpperTmpfs(options=[(b"source", _TMPFS_SOURCE.encode()), (b"mode", b"700")],
+                                 upper_mode=stat.S_IMODE(top.st_mode), upper_uid=uid,
+                                 upper_gid=gid)
 
     # -- what changed --------------------------------------------------------------------------
 

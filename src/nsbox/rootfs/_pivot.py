@@ -65,7 +65,8 @@ class PivotRoot:
     stays reachable, by any path or fd. Every destination is resolved inside the new root, so
     a symlink in the rootfs cannot send a mount out of it. As a context manager it prepares an
     :class:`OverlayRootfs` for containers (without mounting it in your namespace); a
-    :class:`Container` given it unentered enters it, and leaves it on teardown.
+    :class:`Container` given it unentered enters it, and leaves it on teardown (a throwaway
+    upper layer then lives in that container's memory: see :class:`OverlayRootfs`).
 
     Args:
         rootfs: an :class:`OverlayRootfs`, or a directory (bound as the root; mount points the
@@ -123,17 +124,23 @@ class PivotRoot:
         Raises:
             LifecycleError: entered before.
         """
+        self._enter(None)
+        return self
+
+    def _enter(self, container: ChildContext | None) -> None:
+        # ``container``: entered by that one container for itself, not by you (see
+        # OverlayRootfs._for_containers).
         if self._stack is not None:
             raise LifecycleError("this PivotRoot is entered already")
         stack = ExitStack()
         try:
             if isinstance(self.rootfs, OverlayRootfs) and not self.rootfs.entered:
-                stack.enter_context(self.rootfs._for_containers())
+                stack.enter_context(self.rootfs._for_containers(
+                    container, legacy_only=self._legacy_overlay))
         except BaseException:
             stack.close()
             raise
         self._stack = stack
-        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -171,11 +178,13 @@ class PivotRoot:
                               "Namespaces(mount=True), not joined or shared")
         require_kernel(PIVOT_ROOT_KERNEL, "PivotRoot (openat2, the new mount API, "
                                           "mount_setattr)")
+        ctx = child_context(namespaces, new_ns, uid_map, gid_map)
         if not self.entered:
-            stack.enter_context(self)
+            self._enter(ctx)
+            stack.push(self)  # left on the container's teardown
         if isinstance(self.rootfs, OverlayRootfs) and not self.rootfs.mounted:
             self.rootfs._claim(stack)  # released when the container is torn down
-        return self._spec(child_context(namespaces, new_ns, uid_map, gid_map))
+        return self._spec(ctx)
 
     def _spec(self, ctx: ChildContext) -> RootfsSpec:
         rootfs = self.rootfs
@@ -187,7 +196,7 @@ class PivotRoot:
         if rootfs.mounted:  # entered alone as root: its merged view is bound
             root = os.fsencode(rootfs.path)
             return RootfsSpec(root=root, bind_source=root, **common)
-        return RootfsSpec(root=os.fsencode(rootfs._merged_dir()),
+        return RootfsSpec(root=os.fsencode(rootfs._child_root()),
                           overlay=rootfs._child_spec(ctx, legacy_only=self._legacy_overlay),
                           **common)
 

@@ -23,6 +23,10 @@
  *      directory is needed for it and nothing of the host stays reachable (the trick of LXC,
  *      runc and crun's do_pivot).
  *
+ * A throwaway upper layer may live in memory instead (mount_in_memory): a tmpfs of the child's
+ * own mount namespace holds upper/, work/ and the root's mount point, so a container leaves
+ * nothing on the host's disk.
+ *
  * Every function used by the child is async-signal-safe: raw system calls, buffers on the stack
  * or prepared by Python, nothing allocated. Failures are returned as (step, errno, path) for
  * child.c to report; where the kernel explains a failed filesystem creation in the fs_context
@@ -89,9 +93,10 @@ struct nsbox_mount_attr_v0 {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-/* Where a failure's detail is composed when it has more than a path. The child is a process of
- * its own with one thread, so a static buffer is its alone; the parent passes its own. */
-static char child_detail[240];
+/* Where a failure's detail is composed when it has more than a path; the parent passes its
+ * own. Thread-local: a child that shares the parent's memory until it executes (spawn.c) uses
+ * the buffer of the thread that spawned it, which waits meanwhile; others' are untouched. */
+static __thread char child_detail[240];
 
 struct ctx {
     struct nsbox_failure *f;
@@ -569,6 +574,56 @@ static int mount_overlay(struct ctx *c, const struct nsbox_overlay *ov, const ch
     return 0;
 }
 
+/* The overlay of a throwaway upper layer in memory (nsbox_overlay.n_tmpfs_options > 0), stacked
+ * on this mount namespace's "/"; returns an fd of it, the new root, or -1.
+ *
+ * A tmpfs is stacked on "/" first and made the working directory, and upper/, work/ and a mount
+ * point are made in it. Stacked on "/", it is in no path's way: a lookup starts at the process's
+ * root, the mount underneath (why switch_root needs a chroot after "mount --move . /"), so the
+ * layers, bind sources and host device nodes of the plan resolve as before, while the relative
+ * names of the overlay reach the tmpfs. The overlay is mounted on that mount point by the usual
+ * code (mount(2) before Linux 6.8 needs a path), then a copy of it is stacked on "/" in the
+ * tmpfs's place, and the tmpfs is detached: the overlay alone holds it now. Left below the new
+ * root, it would be the mount the detach after pivot_root removes, and the old root would stay
+ * on top, where processes joining the namespace would find it. No host directory is used, and
+ * nothing is left when the namespace goes. */
+static int mount_in_memory(struct ctx *c, const struct nsbox_overlay *ov, const char *root)
+{
+    int fs_fd;
+    int mount_fd = new_filesystem("tmpfs", ov->tmpfs_options, ov->n_tmpfs_options, 0, &fs_fd);
+    if (mount_fd < 0)
+        return failed(c, NSBOX_STEP_OVERLAY, errno, "the upper layer's tmpfs", fs_fd);
+    int rc = (int)syscall(SYS_move_mount, mount_fd, "", AT_FDCWD, "/",
+                          NSBOX_MOVE_MOUNT_F_EMPTY_PATH);
+    if (rc == 0)
+        rc = fchdir(mount_fd);
+    close_keeping_errno(mount_fd);
+    if (rc < 0)
+        return failed(c, NSBOX_STEP_OVERLAY, errno, "the upper layer's tmpfs", -1);
+    /* The merged root shows upper/'s mode and owner: Python passes the top layer's. The mode
+     * is set after the owner, since a chown may clear the set-group-ID bit. */
+    if (mkdirat(AT_FDCWD, ov->upper, 0700) < 0
+        || ((ov->upper_uid >= 0 || ov->upper_gid >= 0)
+            && fchownat(AT_FDCWD, ov->upper, (uid_t)ov->upper_uid, (gid_t)ov->upper_gid, 0) < 0)
+        || fchmodat(AT_FDCWD, ov->upper, ov->upper_mode, 0) < 0
+        || mkdirat(AT_FDCWD, ov->work, 0700) < 0)
+        return failed(c, NSBOX_STEP_OVERLAY, errno, ov->upper_name, -1);
+    if (mkdirat(AT_FDCWD, root, 0755) < 0)
+        return failed(c, NSBOX_STEP_OVERLAY, errno, root, -1);
+    if (mount_overlay(c, ov, root) < 0)
+        return -1;
+    int root_fd = clone_tree(AT_FDCWD, root, 1);
+    if (root_fd < 0)
+        return failed(c, NSBOX_STEP_OVERLAY, errno, root, -1);
+    /* "/" names the topmost mount there, the tmpfs, for umount2. */
+    if (umount2("/", MNT_DETACH) < 0
+        || syscall(SYS_move_mount, root_fd, "", AT_FDCWD, "/", NSBOX_MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        close_keeping_errno(root_fd);
+        return failed(c, NSBOX_STEP_OVERLAY, errno, root, -1);
+    }
+    return root_fd;
+}
+
 /* --- the whole: root, plan, pivot -------------------------------------------------------------- */
 
 static int set_up_root(struct ctx *c, const struct nsbox_rootfs *r)
@@ -580,8 +635,15 @@ static int set_up_root(struct ctx *c, const struct nsbox_rootfs *r)
                            || syscall(SYS_setresuid, 0, 0, 0) < 0))
         return failed(c, NSBOX_STEP_ROOTFS, errno, "setresuid(0) in the user namespace", -1);
 
-    /* 1. The root, on a host directory of this (private) mount namespace. */
-    if (r->overlay) {
+    /* 1. The root, on a host directory of this (private) mount namespace, or, with an upper
+     * layer in memory, stacked on its "/". */
+    int in_memory = r->overlay && r->overlay->n_tmpfs_options > 0;
+    int root_fd = -1;
+    if (in_memory) {
+        root_fd = mount_in_memory(c, r->overlay, r->root);
+        if (root_fd < 0)
+            return -1;
+    } else if (r->overlay) {
         if (mount_overlay(c, r->overlay, r->root) < 0)
             return -1;
     } else if (r->bind_source) {
@@ -594,9 +656,11 @@ static int set_up_root(struct ctx *c, const struct nsbox_rootfs *r)
         if (rc < 0)
             return failed(c, NSBOX_STEP_ROOTFS, errno, r->root, -1);
     }
-    int root_fd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0)
-        return failed(c, NSBOX_STEP_ROOTFS, errno, r->root, -1);
+    if (!in_memory) {
+        root_fd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+            return failed(c, NSBOX_STEP_ROOTFS, errno, r->root, -1);
+    }
 
     /* 2. The plan, in order, inside the new root. */
     for (int i = 0; i < r->n_mounts; i++)
@@ -647,7 +711,8 @@ int nsbox_overlay_mount(const struct nsbox_overlay *ov, const char *target,
     struct ctx c = {&f, detail, sizeof detail};
     __builtin_memset(res, 0, sizeof *res);
     res->pid = res->pidfd = -1;
-    if (ov->layers_dir) {  /* a chdir would move every thread of the caller */
+    /* A chdir would move every thread of the caller; an upper layer in memory is the child's. */
+    if (ov->layers_dir || ov->n_tmpfs_options > 0) {
         res->step = NSBOX_STEP_OVERLAY;
         res->err = EINVAL;
         return -1;

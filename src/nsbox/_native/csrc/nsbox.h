@@ -121,10 +121,21 @@ struct nsbox_overlay {
     const char *layers_dir;              /* the names are relative to it (chdir), or NULL */
     const char *legacy_data;             /* mount(2) options where "lowerdir+" is unknown (< 6.8) */
     int legacy_only;
+    /* A throwaway upper layer in memory, when n_tmpfs_options > 0 (its source at least): the
+     * child first mounts a tmpfs so configured, stacked on its own "/", and changes into it;
+     * `upper`, `work` and the rootfs's `root` are then names it makes there (upper/ with
+     * upper_mode and, unless -1, upper_uid/upper_gid). No host directory is involved, and the
+     * tmpfs goes away with the container's mount namespace. */
+    const char *const *tmpfs_options;
+    int n_tmpfs_options;
+    unsigned int upper_mode;
+    long long upper_uid;
+    long long upper_gid;
 };
 
 struct nsbox_rootfs {
-    const char *root;                    /* the host directory the new root is mounted on */
+    const char *root;                    /* the directory the new root is mounted on: on the host,
+                                            or a name in the overlay's tmpfs */
     const char *bind_source;             /* a directory bound there, or NULL and: */
     const struct nsbox_overlay *overlay; /* an overlay mounted there */
     const struct nsbox_mount *mounts;
