@@ -81,3 +81,24 @@ def test_the_spawning_thread_goes_back_to_its_own_pid_namespace(
     thread.join()
     assert found == [own]
     assert os.readlink("/proc/thread-self/ns/pid_for_children") == own
+
+
+def test_this_process_stays_dumpable_after_spawning_from_threads(
+        container: nsbox.Container) -> None:
+    """While a joining child starts, this process's memory is non-dumpable (the child shares
+    it or copies its flag); the last spawn to finish restores the flag, however they overlap."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    assert libc.prctl(3, 0, 0, 0, 0) == 1  # PR_GET_DUMPABLE
+
+    def spawn_many() -> None:
+        for _ in range(30):
+            container.run(["true"])
+
+    threads = [threading.Thread(target=spawn_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert libc.prctl(3, 0, 0, 0, 0) == 1

@@ -9,11 +9,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,6 +197,78 @@ static void leave_pid_namespace_for_children(int own)
     close(own);
 }
 
+/* A child that shares our memory until it executes, as posix_spawn's does: the kernel copies
+ * no page table of the Python process, and the child's execve frees none. The parent thread
+ * sleeps until then (CLONE_VFORK), so the child may use its stack, errno and TLS, and child.c
+ * writes no other memory. Possible when the parent has nothing to do between clone and exec
+ * (no sync), without a double fork, without CLONE_INTO_CGROUP, which clone(2) cannot ask for
+ * (glibc has no clone3 that runs a function on another stack), and outside time and user
+ * namespaces (shares_memory_safely). */
+#define VM_CHILD_STACK (256 * 1024)
+
+struct vm_child {
+    const struct nsbox_spec *spec;
+    struct nsbox_child_fds fds;
+};
+
+static int run_vm_child(void *arg)
+{
+    struct vm_child *c = arg;
+    nsbox_child_main(c->spec, c->fds);
+}
+
+/* A child born where processes of a container can see it (a joined pid namespace, or no new
+ * one) must be non-dumpable from its first instant: before its own prctl, a root process in
+ * there could open its /proc/PID/mem, which is a copy of this Python process or, for a child
+ * sharing our memory, this process itself, and keep that fd. The flag belongs to the memory,
+ * so this process is made non-dumpable while such children start: counted, because threads
+ * spawn at once and the last one out restores the flag. */
+static pthread_mutex_t dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+static int hiding_spawns;
+static int dumpable_before;
+
+static void hide_memory(void)
+{
+    pthread_mutex_lock(&dumpable_lock);
+    if (hiding_spawns++ == 0) {
+        dumpable_before = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    pthread_mutex_unlock(&dumpable_lock);
+}
+
+static void unhide_memory(void)
+{
+    pthread_mutex_lock(&dumpable_lock);
+    if (--hiding_spawns == 0 && dumpable_before > 0)
+        prctl(PR_SET_DUMPABLE, dumpable_before, 0, 0, 0);
+    pthread_mutex_unlock(&dumpable_lock);
+}
+
+static int shares_memory_safely(const struct nsbox_spec *s, int parent_steps)
+{
+    /* The kernel refuses to move a process that shares its memory into another time or user
+     * namespace (both change what the memory maps, or whose it is). */
+    uint64_t refused = NSBOX_CLONE_NEWTIME | CLONE_NEWUSER;
+    return !parent_steps && s->cgroup_fd < 0 && !((s->new_ns | s->join_pidfd_flags) & refused);
+}
+
+static long clone_vm_child(const struct nsbox_spec *s, uint64_t flags, struct nsbox_child_fds fds,
+                           int *pidfd)
+{
+    char *stack = mmap(NULL, VM_CHILD_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -1;
+    struct vm_child child = {s, fds};
+    long pid = clone(run_vm_child, stack + VM_CHILD_STACK,
+                     CLONE_VM | CLONE_VFORK | (int)flags | SIGCHLD, &child, pidfd);
+    int saved = errno;
+    munmap(stack, VM_CHILD_STACK);
+    errno = saved;
+    return pid;
+}
+
 static long clone_child(const struct nsbox_spec *s, uint64_t flags, int *pidfd)
 {
     struct nsbox_clone_args args;
@@ -212,7 +287,23 @@ static long clone_child(const struct nsbox_spec *s, uint64_t flags, int *pidfd)
     return syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, pidfd, NULL, NULL);
 }
 
+static int spawn(const struct nsbox_spec *s, struct nsbox_result *res, int *hidden);
+
 int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
+{
+    int hidden = 0;
+    int rc = spawn(s, res, &hidden);
+    /* Only now: the child has executed or is reaped. The kernel lets a vfork parent go on
+     * (CLONE_VFORK) an instant before the child stops using the parent's memory, in exec and
+     * in exit alike; a /proc/PID/mem opened in that instant would be a handle on this whole
+     * process. EOF on the close-on-exec report pipe comes after the switch (and after exit's),
+     * and error paths reap the child first. */
+    if (hidden)
+        unhide_memory();
+    return rc;
+}
+
+static int spawn(const struct nsbox_spec *s, struct nsbox_result *res, int *hidden)
 {
     memset(res, 0, sizeof *res);
     res->pid = -1;
@@ -245,9 +336,20 @@ int nsbox_spawn(const struct nsbox_spec *s, struct nsbox_result *res)
         flags = CLONE_PIDFD;
     if (!double_fork && own_pid_ns < 0)
         flags |= s->new_ns & ~(uint64_t)NSBOX_LATE_NAMESPACES;
-    long pid = clone_child(s, flags, &pidfd);
-    if (pid == 0)
-        nsbox_child_main(s, (struct nsbox_child_fds){report[1], sync[0], own_pid_ns >= 0});
+    struct nsbox_child_fds child_fds = {report[1], sync[0], own_pid_ns >= 0};
+    /* A child sharing our memory makes it non-dumpable itself (child.c): restore it after. */
+    int shares_memory = shares_memory_safely(s, needs_sync || double_fork);
+    *hidden = shares_memory || (!double_fork && !(flags & CLONE_NEWPID));
+    if (*hidden)
+        hide_memory();
+    long pid;
+    if (shares_memory) {
+        pid = clone_vm_child(s, flags, child_fds, &pidfd);
+    } else {
+        pid = clone_child(s, flags, &pidfd);
+        if (pid == 0)
+            nsbox_child_main(s, child_fds);
+    }
     int clone_errno = errno;
     leave_pid_namespace_for_children(own_pid_ns);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
