@@ -287,7 +287,8 @@ def test_writes_to_an_upper_layer_in_memory_are_charged_to_the_containers_cgroup
         c.run(["dd", "if=/dev/zero", "of=/big", "bs=1M", "count=32"], check=True)
         after = c.stats().memory_current
     assert before is not None and after is not None
-    assert after - before >= 32 * 2**20
+    # Nearly all 32 MiB: what was charged before (dd's own pages, page cache) may be freed.
+    assert after - before >= 28 * 2**20
 
 
 @pytest.mark.parametrize("entered_by", ["you", "the container"])
