@@ -43,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'would release' if args.dry_run else 'released'} {item.kind} {item.path} "
                   f"(owner {item.owner})")
         return 0
-    from . import Container, Namespaces
-    from .namespaces import NAMES
+    from .container import Container
+    from .namespaces import NAMES, Namespaces
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

@@ -8,10 +8,12 @@ Lines starting with ``MEASURED`` are printed for the record (run with ``-s`` to 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 
 from nsbox.cgroup import CGroup, CGroupStats, detect
 from nsbox.cgroup._base import Fs
-from nsbox.cgroup._v1 import JOIN
+from nsbox.cgroup._v1 import ALWAYS, MANAGED
 from nsbox.errors import CGroupError, ConfigError, LifecycleError, UnsupportedError
 
 INFO = detect()
@@ -40,7 +42,7 @@ def nsbox_parents() -> list[Path]:
     if INFO.version == "v2":
         assert INFO.v2_mount is not None
         return [INFO.v2_mount / "nsbox"]
-    return sorted({m / "nsbox" for c, m in INFO.v1_mounts.items() if c in JOIN})
+    return sorted({m / "nsbox" for c, m in INFO.v1_mounts.items() if c in MANAGED})
 
 
 def ours() -> list[Path]:
@@ -455,3 +457,99 @@ def test_v2_teardown_without_cgroup_kill(spawn: Spawn) -> None:
         paths = list(cg.paths.values())
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert not any(p.exists() for p in paths)
+
+
+def _v1_path_of(pid: int, controller: str) -> str | None:
+    """The cgroup of ``pid`` in the v1 hierarchy of ``controller``."""
+    from nsbox.cgroup import _detect
+
+    return _detect.cgroup_of(pid, controller)
+
+
+def _threads(pid: int) -> list[int]:
+    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+
+
+def _allowed_cpus(tid: int) -> str:
+    with open(f"/proc/{tid}/status") as f:
+        return next(line for line in f if line.startswith("Cpus_allowed_list")).split()[-1]
+
+
+v1_only = pytest.mark.skipif(INFO.version != "v1", reason="hierarchies are a cgroup v1 matter")
+
+
+def _own_hierarchy(controller: str) -> bool:
+    """Whether ``controller`` is mounted in a hierarchy no always-joined controller shares."""
+    mount = INFO.v1_mounts.get(controller)
+    return mount is not None and mount not in {INFO.v1_mounts.get(c) for c in ALWAYS}
+
+
+needs_cpuset = pytest.mark.skipif(not _own_hierarchy("cpuset"),
+                                  reason="needs a cpuset hierarchy of its own")
+
+
+@v1_only
+def test_v1_joins_only_the_hierarchies_it_needs() -> None:
+    """Without limits a v1 cgroup is in the memory, cpuacct, pids and freezer hierarchies
+    (and what shares them) only; a process it starts keeps our cgroup in the others."""
+    mounted = {c: m for c, m in INFO.v1_mounts.items() if c in MANAGED}
+    always = {c for c, m in mounted.items() if m in {mounted.get(a) for a in ALWAYS}}
+    with CGroup() as cg:
+        assert set(cg.paths) == always
+        proc = cg.spawn(["sleep", "1000"])
+        for controller in mounted:
+            expected = str(cg.relpath) if controller in always else _v1_path_of("self",
+                                                                                 controller)
+            assert _v1_path_of(proc.pid, controller) == expected, controller
+        stats = cg.stats()
+        assert stats.cpu_usage_ns is not None and stats.pids_current == 1
+        assert stats.memory_current is not None
+        assert stats.cpu_nr_throttled == (None if "cpu" not in INFO.v1_mounts else 0)
+    with CGroup(cpuset_cpus="0", io_weight=None) as cg:
+        assert "cpuset" in cg.paths and "blkio" not in set(cg.paths) - always
+
+
+@v1_only
+@pytest.mark.parametrize(("controller", "limit"), [("cpu", {"cpu_max": 0.5}),
+                                                   ("cpuset", {"cpuset_cpus": "0"})])
+def test_v1_live_limit_joins_and_moves_every_thread(controller: str,
+                                                    limit: dict[str, object]) -> None:
+    """set() of a limit in a hierarchy not joined yet moves every thread of every process
+    (a child cgroup's too) in, and later processes are placed there from the start."""
+    if not _own_hierarchy(controller):
+        pytest.skip(f"{controller} shares a hierarchy that every cgroup joins")
+    threaded = ("import threading, time\n"
+                "threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\n"
+                "time.sleep(1000)\n")
+    with CGroup() as cg:
+        proc = cg.spawn([sys.executable, "-c", threaded])
+        assert wait_for(lambda: len(_threads(proc.pid)) == 2)
+        # v1 refuses to narrow a parent's CPUs below a child's: no child for cpuset.
+        with cg.child() if controller == "cpu" else contextlib.nullcontext() as inner:
+            inner_proc = inner.spawn(["sleep", "1000"]) if inner else None
+            cg.set(**limit)  # type: ignore[arg-type]
+            assert controller in cg.paths
+            for tid in _threads(proc.pid):
+                assert _v1_path_of(tid, controller) == str(cg.relpath)
+                if controller == "cpuset":
+                    assert _allowed_cpus(tid) == "0"
+            later = (inner or cg).spawn(["sleep", "1000"])
+            assert _v1_path_of(later.pid, controller) == str((inner or cg).relpath)
+            if inner is not None:
+                assert _v1_path_of(inner_proc.pid, controller) == str(inner.relpath)
+        paths = list(cg.paths.values())
+    assert not any(p.exists() for p in paths)
+
+
+@v1_only
+@needs_cpuset
+def test_v1_child_limit_makes_the_parent_join() -> None:
+    """A child whose limit needs a hierarchy its parent is not in gets it: the parent joins."""
+    with CGroup() as parent:
+        assert "cpuset" not in parent.paths
+        proc = parent.spawn(["sleep", "1000"])
+        with parent.child(cpuset_cpus="0") as inner:
+            assert inner.paths["cpuset"].parent == parent.paths["cpuset"]
+            assert _v1_path_of(proc.pid, "cpuset") == str(parent.relpath)
+            inner_proc = inner.spawn(["sleep", "1000"])
+            assert _allowed_cpus(inner_proc.pid) == "0"

@@ -21,7 +21,7 @@ import pytest
 from nsbox.cgroup import CGroup, CGroupInfo, CpuMax, IOMax, Limits
 from nsbox.cgroup import _cgroup as cgroup_module
 from nsbox.cgroup._base import Fs
-from nsbox.cgroup._v1 import V1Backend, V1Context, v1_writes
+from nsbox.cgroup._v1 import ALWAYS, V1Backend, V1Context, v1_writes
 from nsbox.cgroup._v2 import V2Backend, resolve_parent, v2_writes
 from nsbox.errors import ConfigError, LifecycleError, UnsupportedError
 
@@ -347,12 +347,14 @@ def test_v1_inexpressible_limits_are_unsupported(limits: Limits, ctx: V1Context,
 
 
 def test_v1_create_joins_hierarchies_and_inherits_cpuset(tmp_path: Path) -> None:
-    """A v1 cgroup appears in every managed hierarchy; cpuset gets its parent's CPUs."""
+    """A v1 cgroup appears in the hierarchies it always joins and those its limits need (not
+    blkio here); cpuset gets its parent's CPUs."""
     fs, info = v1_tree(tmp_path)
     backend = V1Backend(fs=fs, info=info, parent=PurePosixPath("/nsbox"), name="nsbox-t",
                         create_parent=True)
-    backend.create(Limits(memory_max="64M", swap_max=0, cpu_max=0.5))
-    assert set(backend.paths) == set(V1_FILES)
+    backend.create(Limits(memory_max="64M", swap_max=0, cpu_max=0.5, cpuset_mems="0"))
+    assert set(backend.paths) == {*ALWAYS, "cpu", "cpuset"}
+    assert not (tmp_path / "blkio/nsbox").exists()
     assert (tmp_path / "cpuset/nsbox/cpuset.cpus").read_text() == "0-3"
     assert (tmp_path / "cpuset/nsbox/nsbox-t/cpuset.cpus").read_text() == "0-3"
     memory = tmp_path / "memory/nsbox/nsbox-t"
@@ -365,6 +367,20 @@ def test_v1_create_joins_hierarchies_and_inherits_cpuset(tmp_path: Path) -> None
     assert (memory / "memory.memsw.limit_in_bytes").read_text() == str(2 * 2**30)
     backend.remove(deadline=0)
     assert not any(p.name == "nsbox-t" for p in tmp_path.rglob("nsbox-t"))
+
+
+def test_v1_joins_co_mounted_controllers_together(tmp_path: Path) -> None:
+    """Joining cpuacct where cpu shares its hierarchy (cpu,cpuacct) brings cpu along; nothing
+    else is joined without a limit for it."""
+    mounts = {"memory": tmp_path / "memory", "cpu": tmp_path / "cpu,cpuacct",
+              "cpuacct": tmp_path / "cpu,cpuacct", "cpuset": tmp_path / "cpuset",
+              "blkio": tmp_path / "blkio"}
+    info = CGroupInfo(mode="legacy", version="v1", v1_mounts=mounts,
+                      v1_roots=dict.fromkeys(mounts, "/"), controllers=frozenset(mounts))
+    backend = V1Backend(fs=Fs(), info=info, parent=PurePosixPath("/nsbox"), name="nsbox-t",
+                        create_parent=True)
+    assert set(backend.paths) == {"memory", "cpu", "cpuacct"}
+    assert list(backend.dirs) == [tmp_path / "memory", tmp_path / "cpu,cpuacct"]
 
 
 def test_v1_unsupported_limit_leaves_nothing(tmp_path: Path) -> None:
@@ -413,9 +429,20 @@ def test_cgroup_lifecycle_on_fake_tree(tmp_path: Path, monkeypatch: pytest.Monke
         assert cg.relpath == PurePosixPath("/nsbox/nsbox-t")
         placement = cg.placement()
         assert (placement.clone_into_fd is None) == (version == "v1")
-        assert len(placement.procs_fds) == (len(V1_FILES) if version == "v1" else 0)
+        assert len(placement.procs_fds) == (len(ALWAYS) if version == "v1" else 0)
+        if version == "v1":
+            assert cg.stats().cpu_nr_throttled == 0  # not in the cpu hierarchy: no quota
         cg.set(memory_max="128M", cpu_max=CpuMax(10_000, 50_000))
         assert cg.memory_max == 128 * 2**20
+        if version == "v1":
+            # The cpu limit joined the cpu hierarchy; the placement grew by its fd.
+            assert set(cg.paths) == {*ALWAYS, "cpu"}
+            assert cg.placement().procs_fds[:len(ALWAYS)] == placement.procs_fds
+            placement = cg.placement()
+            assert len(placement.procs_fds) == len(ALWAYS) + 1
+            assert (cg.paths["cpu"] / "cpu.cfs_quota_us").read_text() == "10000"
+            cg.set(io_weight=None, cpuset_cpus=None)  # lifting a limit joins nothing
+            assert set(cg.paths) == {*ALWAYS, "cpu"}
         memory = cg.paths["memory" if version == "v1" else "unified"]
         expected = "memory.limit_in_bytes" if version == "v1" else "memory.max"
         assert (memory / expected).read_text() == str(128 * 2**20)

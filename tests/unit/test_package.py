@@ -39,3 +39,18 @@ def test_cli_usage_error_without_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "nsbox", "run"], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 2 and "give a command" in proc.stderr
+
+
+def test_import_loads_each_part_when_first_used() -> None:
+    """`import nsbox` imports none of its modules; a container without a cgroup never loads
+    nsbox.cgroup (what `nsbox run` pays for at start); subpackages stay reachable."""
+    code = ("import sys, nsbox\n"
+            "print(sorted(m for m in sys.modules if m.startswith('nsbox.')))\n"
+            "nsbox.Container, nsbox.Namespaces, nsbox.ConfigError\n"
+            "print('nsbox.cgroup' in sys.modules)\n"
+            "print(nsbox.cgroup.detect is nsbox.cgroup._detect.detect)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["[]", "False", "True"]
+    assert set(nsbox._SOURCE) == set(nsbox.__all__) - {"__version__"}
+    assert not hasattr(nsbox, "no_such_name")

@@ -273,6 +273,15 @@ class Backend(abc.ABC):
         """Write the limits named in ``names`` (from ``new``) to the live cgroup."""
 
     @abc.abstractmethod
+    def join(self, controllers: frozenset[str], timeout: float) -> None:
+        """Make ``controllers`` usable on the live cgroup before a limit of theirs is written
+        (v1: join their hierarchies, moving the cgroup's processes in within ``timeout``)."""
+
+    def extend_placement(self, placement: Placement) -> Placement:
+        """``placement``, with fds for what :meth:`join` added since it was opened."""
+        return placement
+
+    @abc.abstractmethod
     def add(self, pid: int) -> None:
         """Move a process (its whole thread group) into the cgroup."""
 

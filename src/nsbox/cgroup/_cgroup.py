@@ -7,7 +7,6 @@ import contextlib
 import enum
 import os
 import re
-import secrets
 import signal as _signal
 import threading
 from collections.abc import Callable, Mapping
@@ -20,7 +19,6 @@ from typing_extensions import Self, TypeAlias, Unpack  # noqa: UP035 - Python 3.
 
 from .._interrupts import deferred
 from ..errors import CGroupError, ConfigError, LifecycleError, UnsupportedError
-from . import _v1, _v2
 from ._base import DEFAULT_TEARDOWN_TIMEOUT, REAL_FS, Backend, Fs
 from ._detect import CGroupInfo, cgroup_of, detect
 from ._spec import (
@@ -227,6 +225,8 @@ class CGroup:
             # One limit at a time, so that if the kernel refuses one, the attributes still
             # tell exactly what is in force.
             if self._backend is not None:
+                if name in new.given():
+                    self._join(new.controllers((name,)))
                 self._backend.apply(current, new, (name,))
             object.__setattr__(self, name, getattr(new, name))
             current = attrs.evolve(current, **{name: getattr(new, name)})
@@ -235,16 +235,21 @@ class CGroup:
 
     def _make_backend(self, info: CGroupInfo) -> Backend:
         dirname = f"nsbox-{self.name}" if self.name else \
-            f"nsbox-{os.getpid()}-{secrets.token_hex(4)}"
+            f"nsbox-{os.getpid()}-{os.urandom(4).hex()}"
         if isinstance(self.parent, CGroup):
             assert self.parent._backend is not None  # checked by __enter__
             return self.parent._backend.child(dirname)
+        # Only the backend this machine uses is imported.
         if info.version == "v2":
+            from . import _v2
+
             own = _v2.own_relpath(info, cgroup_of("self", ""))
             parent, create = _v2.resolve_parent(info, self.parent, self._fs, own)
             return _v2.V2Backend(fs=self._fs, info=info, parent=parent, name=dirname,
                                  create_parent=create)
         if info.version == "v1":
+            from . import _v1
+
             parent = self.parent or PurePosixPath("/nsbox")
             return _v1.V1Backend(fs=self._fs, info=info, parent=parent, name=dirname,
                                  create_parent=self.parent is None)
@@ -266,6 +271,8 @@ class CGroup:
             raise LifecycleError("the parent CGroup must be entered before its child")
         # Whatever happens now, this object is used up: a failed enter cannot be retried.
         self._state = _State.CLOSED
+        if isinstance(self.parent, CGroup):
+            self.parent._join(self.limits.controllers())  # before we make our directory in it
         backend = self._make_backend(detect())
         with deferred():  # Ctrl-C must not strike between creating and recording
             self._create(backend)
@@ -279,6 +286,24 @@ class CGroup:
             if isinstance(self.parent, CGroup):
                 self.parent._children.append(self)
         return self
+
+    def _join(self, controllers: frozenset[str]) -> None:
+        # On v1 a cgroup is only in the hierarchies it needed so far: a new limit (here or in a
+        # new child) may need one more. The whole tree of CGroups joins it, parents first, so
+        # that no process of a child escapes a limit its parent gets there later.
+        top = self
+        while isinstance(top.parent, CGroup):
+            top = top.parent
+        with deferred():  # a directory made must be known to teardown before Ctrl-C strikes
+            top._join_tree(controllers)
+
+    def _join_tree(self, controllers: frozenset[str]) -> None:
+        backend = self._live("set()")
+        backend.join(controllers, self.teardown_timeout)
+        assert self._placement is not None
+        self._placement = backend.extend_placement(self._placement)
+        for child in self._children:
+            child._join_tree(controllers)
 
     def _create(self, backend: Backend) -> None:
         # Another process may prune the shared parent while we make our directory in it (a

@@ -1,8 +1,10 @@
 """The cgroup v1 (legacy hierarchies) backend.
 
-One directory per hierarchy, all at the same path relative to each hierarchy's root. We
-join the hierarchies whose controllers we manage (:data:`JOIN`) and leave the others (devices,
-net_cls, name=systemd, ...) alone. Co-mounted controllers (``cpu,cpuacct``) share a directory.
+One directory per hierarchy, all at the same path relative to each hierarchy's root. A cgroup
+joins the hierarchies of :data:`ALWAYS` and those its limits need (:data:`MANAGED` are the
+candidates) and leaves the others (devices, net_cls, name=systemd, ...) alone; a process keeps
+the cgroup of whoever started it in a hierarchy not joined. Co-mounted controllers
+(``cpu,cpuacct``) share a directory.
 
 Differences from v2 that this module hides:
 
@@ -21,7 +23,7 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -45,8 +47,15 @@ from ._spec import CONTROLLER_OF, Limits
 from ._stats import CGroupStats, Placement, parse_flat_keyed, parse_pressure
 from ._units import weight_to_blkio_weight, weight_to_shares
 
-#: The v1 controllers whose hierarchies every nsbox cgroup joins (when mounted).
-JOIN = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
+#: The v1 controllers whose hierarchies an nsbox cgroup may join.
+MANAGED = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
+
+#: The hierarchies every nsbox cgroup joins (when mounted), whatever its limits: memory,
+#: cpuacct and pids because stats() and the OOM count read them, freezer because teardown
+#: freezes before it kills (a fork bomb cannot outrun that loop). cpu, cpuset and blkio are
+#: joined for a limit that needs them: each hierarchy costs every cgroup a mkdir, a state
+#: record, a placement write per process, a membership scan and an rmdir.
+ALWAYS = ("memory", "cpuacct", "pids", "freezer")
 
 #: v2 controller names that v1 spells differently.
 V1_NAME = {"io": "blkio"}
@@ -169,19 +178,31 @@ class V1Backend(Backend):
     version = "v1"
 
     def __init__(self, *, fs: Fs, info: CGroupInfo, parent: PurePosixPath, name: str,
-                 create_parent: bool) -> None:
+                 create_parent: bool, controllers: Iterable[str] = ALWAYS) -> None:
         super().__init__(fs=fs, relpath=parent / name)
         self.info = info
         self.parent = parent
         self.create_parent = create_parent
-        rel = str(self.relpath).lstrip("/")
-        self.controller_dirs: dict[str, Path] = {
-            c: info.v1_mounts[c] / rel for c in JOIN if c in info.v1_mounts}
-        # One entry per hierarchy (co-mounted controllers share a mount): mount → our dir.
+        # Joined controller → our directory in its hierarchy.
+        self.controller_dirs: dict[str, Path] = {}
+        # One entry per joined hierarchy (co-mounted controllers share a mount), in the
+        # order joined: mount → our directory.
         self.dirs: dict[Path, Path] = {}
-        for c in JOIN:
-            if c in info.v1_mounts:
-                self.dirs.setdefault(info.v1_mounts[c], info.v1_mounts[c] / rel)
+        self._register(self._unjoined(controllers))
+
+    def _unjoined(self, controllers: Iterable[str]) -> dict[str, Path]:
+        """Controller → our directory, for the mounted hierarchies of ``controllers`` (v1
+        names) not joined yet; with the other managed controllers co-mounted there."""
+        mounts = self.info.v1_mounts
+        wanted = {mounts[c] for c in controllers if c in mounts}
+        rel = str(self.relpath).lstrip("/")
+        return {c: mounts[c] / rel for c in MANAGED
+                if mounts.get(c) in wanted and c not in self.controller_dirs}
+
+    def _register(self, joined: Mapping[str, Path]) -> None:
+        for controller, directory in joined.items():
+            self.controller_dirs[controller] = directory
+            self.dirs.setdefault(self.info.v1_mounts[controller], directory)
 
     @property
     def paths(self) -> Mapping[str, Path]:
@@ -197,15 +218,16 @@ class V1Backend(Backend):
 
     # -- creation and limits -------------------------------------------------------------
 
-    def _check_controllers(self, limits: Limits, names: tuple[str, ...]) -> None:
+    def _check_controllers(self, names: tuple[str, ...]) -> None:
         for name in names:
-            controller = V1_NAME.get(CONTROLLER_OF[name], CONTROLLER_OF[name])
-            if controller not in self.controller_dirs:
+            controller = _controller_of(name)
+            if controller not in self.info.v1_mounts:
                 raise UnsupportedError(f"{name} needs the cgroup v1 '{controller}' controller, "
                                        "which is not mounted on this machine")
 
-    def _ensure_parents(self) -> None:
-        for mount in self.dirs:
+    def _ensure_parents(self, mounts: Iterable[Path]) -> None:
+        mounts = list(mounts)
+        for mount in mounts:
             parent_dir = self._parent_dir(mount)
             if self.fs.is_dir(parent_dir):
                 continue
@@ -223,7 +245,7 @@ class V1Backend(Backend):
                                            f"{ROOT_HELP}") from err
                 raise error(err, "creating the nsbox parent cgroup", parent_dir) from err
         cpuset = self.controller_dirs.get("cpuset")
-        if cpuset is not None and self.create_parent:
+        if cpuset is not None and self.create_parent and self.info.v1_mounts["cpuset"] in mounts:
             # Our shared parent: give it its own parent's CPUs and nodes once, or nothing
             # below it could hold a process (a v1 cpuset cgroup starts empty).
             self._inherit_cpuset(cpuset.parent, only_if_empty=True)
@@ -240,22 +262,26 @@ class V1Backend(Backend):
             except OSError as err:
                 raise error(err, f"writing {value!r} to {file}", path) from err
 
+    def _mkdir(self, directory: Path) -> None:
+        try:
+            self.fs.mkdir(directory)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise UnsupportedError(f"cannot create {directory}: {err.strerror}; "
+                                       f"{ROOT_HELP}") from err
+            raise error(err, "creating cgroup", directory) from err
+
     def create(self, limits: Limits) -> None:
-        """Create the directory in every joined hierarchy and write the limits; undo on
-        failure."""
+        """Create the directory in :data:`ALWAYS`'s hierarchies and those the limits need,
+        and write the limits; undo on failure."""
         given = limits.given()
-        self._check_controllers(limits, given)
-        self._ensure_parents()
+        self._check_controllers(given)
+        self._register(self._unjoined(_controller_of(n) for n in given))
+        self._ensure_parents(self.dirs)
         created: list[Path] = []
         try:
             for directory in self.dirs.values():
-                try:
-                    self.fs.mkdir(directory)
-                except OSError as err:
-                    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                        raise UnsupportedError(f"cannot create {directory}: {err.strerror}; "
-                                               f"{ROOT_HELP}") from err
-                    raise error(err, "creating cgroup", directory) from err
+                self._mkdir(directory)
                 created.append(directory)
             cpuset = self.controller_dirs.get("cpuset")
             if cpuset is not None:
@@ -289,10 +315,60 @@ class V1Backend(Backend):
             has_memsw=memory is not None and self.fs.exists(memory / "memory.memsw.limit_in_bytes"),
             io_weight_file=weight_file, parent_cpus=parent_cpus, parent_mems=parent_mems)
 
+    def join(self, controllers: frozenset[str], timeout: float) -> None:
+        """Join the hierarchies of ``controllers`` (v2 names) this live cgroup is not in yet:
+        make its directory there and move its processes, and those of its children, in."""
+        joining = self._unjoined(V1_NAME.get(c, c) for c in controllers)
+        if not joining:
+            return
+        new = list(dict.fromkeys(joining.values()))
+        self._ensure_parents(self.info.v1_mounts[c] for c in joining)
+        old = list(self.dirs.values())
+        for directory in new:
+            self._mkdir(directory)
+            # Joined as soon as it exists, so that teardown removes it whatever happens next.
+            self._register({c: d for c, d in joining.items() if d == directory})
+        if "cpuset" in joining:  # a new v1 cpuset cgroup has no CPUs to run a process on
+            self._inherit_cpuset(joining["cpuset"], only_if_empty=False)
+        self._move_threads(old, new, timeout)
+
+    def _move_threads(self, old: list[Path], new: list[Path], timeout: float) -> None:
+        # By thread (the tasks files), not by process: a process whose main thread has exited
+        # is not listed in cgroup.procs of where its other threads go. A thread created
+        # meanwhile starts where its creator is, so a few rounds catch every one.
+        deadline = time.monotonic() + timeout
+        while True:
+            members = self._threads(old)
+            missing = [(d, tid) for d in new for tid in sorted(members - self._threads([d]))]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise CGroupError(errno.EBUSY, f"threads {sorted({t for _, t in missing})} "
+                                  f"could not be moved in within {timeout} s", str(new[0]))
+            for directory, tid in missing:
+                try:
+                    self.fs.write(directory / "tasks", str(tid))
+                except ProcessLookupError:
+                    pass  # it has exited
+                except OSError as err:
+                    raise error(err, f"moving thread {tid}", directory / "tasks") from err
+
+    def _threads(self, tops: list[Path]) -> set[int]:
+        return {tid for top in tops for d in walk_dirs(self.fs, top)
+                for tid in read_pids(self.fs, d / "tasks")}
+
     def apply(self, old: Limits, new: Limits, names: tuple[str, ...]) -> None:
-        """Write the named limits in the v1 files, in a safe order."""
-        self._check_controllers(new, names)
+        """Write the named limits in the v1 files, in a safe order.
+
+        A limit being lifted in a hierarchy this cgroup is not in is skipped: nothing there
+        limits it. One being set there must have been joined first (:meth:`join`).
+        """
+        given = new.given()
+        names = tuple(n for n in names
+                      if n in given or _controller_of(n) in self.controller_dirs)
+        self._check_controllers(names)
         for name, controller, file, value in v1_writes(old, new, names, self._context(names)):
+            assert controller in self.controller_dirs, f"{name}: join {controller} first"
             path = self.controller_dirs[controller] / file
             if not self.fs.exists(path):
                 raise UnsupportedError(f"{name} needs {file}, which this kernel does not "
@@ -434,6 +510,9 @@ class V1Backend(Backend):
                 user = ticks["user"] * tick_ns if "user" in ticks else None
                 system = ticks["system"] * tick_ns if "system" in ticks else None
         throttling = parse_flat_keyed(read_opt(fs, cpu / "cpu.stat") or "") if cpu else {}
+        if cpu is None and "cpu" in self.info.v1_mounts:
+            # Not in the cpu hierarchy, as without a CPU limit: no quota to be throttled by.
+            throttling = dict.fromkeys(("nr_periods", "nr_throttled", "throttled_time"), 0)
         mem_current = read_int(fs, memory / "memory.usage_in_bytes") if memory else None
         memsw = read_int(fs, memory / "memory.memsw.usage_in_bytes") if memory else None
 
@@ -472,17 +551,34 @@ class V1Backend(Backend):
 
     def open_placement(self) -> Placement:
         """One ``cgroup.procs`` fd per joined hierarchy."""
+        return Placement(clone_into_fd=None, procs_fds=self._open_procs(list(self.dirs.values())))
+
+    def extend_placement(self, placement: Placement) -> Placement:
+        """``placement`` and fds for the hierarchies joined since it was opened (which come
+        last in :attr:`dirs`)."""
+        joined_since = list(self.dirs.values())[len(placement.procs_fds):]
+        if not joined_since:
+            return placement
+        return Placement(clone_into_fd=None,
+                         procs_fds=placement.procs_fds + self._open_procs(joined_since))
+
+    def _open_procs(self, directories: list[Path]) -> tuple[int, ...]:
         fds: list[int] = []
         try:
-            for directory in self.dirs.values():
+            for directory in directories:
                 fds.append(os.open(directory / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
         except OSError as err:
             for fd in fds:
                 os.close(fd)
             raise error(err, "opening cgroup.procs", directory) from err
-        return Placement(clone_into_fd=None, procs_fds=tuple(fds))
+        return tuple(fds)
 
     def child(self, name: str) -> V1Backend:
-        """A backend for ``<this>/<name>`` in the same hierarchies."""
+        """A backend for ``<this>/<name>`` in the same hierarchies (it may join more)."""
         return V1Backend(fs=self.fs, info=self.info, parent=self.relpath, name=name,
-                         create_parent=False)
+                         create_parent=False, controllers=tuple(self.controller_dirs))
+
+
+def _controller_of(name: str) -> str:
+    """The v1 controller of the limit ``name``."""
+    return V1_NAME.get(CONTROLLER_OF[name], CONTROLLER_OF[name])

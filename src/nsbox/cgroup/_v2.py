@@ -249,6 +249,9 @@ class V2Backend(Backend):
                 self.fs.rmdir(self.dir)
             raise
 
+    def join(self, controllers: frozenset[str], timeout: float) -> None:
+        """Nothing to do: one hierarchy, whose controllers :meth:`apply` enables as needed."""
+
     def apply(self, old: Limits, new: Limits, names: tuple[str, ...]) -> None:
         """Write limits; enables their controllers first (a live ``set`` may need a new one)."""
         self._enable(new.controllers(names), frozenset())

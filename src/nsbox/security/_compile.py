@@ -10,6 +10,7 @@ BPF program read back from a file would be one more thing an attacker could swap
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import threading
@@ -83,9 +84,11 @@ class BpfCache:
             self._programs.clear()
             self.hits = self.misses = 0
 
-    def get(self, resolved: Resolved) -> tuple[str, bytes]:
-        """(digest, BPF program) of ``resolved``, compiled only if it is not cached."""
-        digest = resolved.digest(_libseccomp.load().version)
+    def get(self, resolved: Resolved, digest: str | None = None) -> tuple[str, bytes]:
+        """(digest, BPF program) of ``resolved``, compiled only if it is not cached.
+        ``digest``: ``resolved.digest(...)`` if the caller has it already."""
+        version = _libseccomp.load().version  # also with a digest: it checks libseccomp is here
+        digest = digest or resolved.digest(version)
         with self._lock:
             program = self._programs.get(digest)
             if program is not None:
@@ -115,6 +118,15 @@ def compile_profile(profile: SeccompProfile, capabilities: frozenset[str]) -> tu
         UnsupportedError: libseccomp is not installed.
         ConfigError: libseccomp refused part of the profile.
     """
-    resolved = resolve(profile, capabilities)
-    _, program = BPF_CACHE.get(resolved)
+    resolved, digest = _resolved(profile, capabilities, _libseccomp.load().version)
+    _, program = BPF_CACHE.get(resolved, digest)
     return program, resolved.flags
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(profile: SeccompProfile, capabilities: frozenset[str],
+              libseccomp_version: tuple[int, int, int]) -> tuple[Resolved, str]:
+    # Resolving and hashing a profile (150 us for the default one) was the largest Python
+    # step of a container start; it gives the same answer for the same profile in a process.
+    resolved = resolve(profile, capabilities)
+    return resolved, resolved.digest(libseccomp_version)
