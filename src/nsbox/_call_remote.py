@@ -51,18 +51,22 @@ def _main() -> None:
         main.__dict__.update(runpy.run_path(main_file, run_name="__mp_main__"))
         sys.modules["__main__"] = sys.modules["__mp_main__"] = main
     try:
-        import cloudpickle  # type: ignore[import-untyped]
-
-        dumps: Callable[[Any], bytes] = cloudpickle.dumps
-    except ImportError:
-        dumps = pickle.dumps
-    try:
         fn, args, kwargs = pickle.loads(payload)
     except BaseException as exc:
         reply.write(pickle.dumps((False, (exc, traceback.format_exc()))))
         return
-    reply.write(outcome(fn, args, kwargs, dumps))
+    reply.write(outcome(fn, args, kwargs, _dumps))
     reply.close()
+
+
+def _dumps(value: Any) -> bytes:
+    # cloudpickle only for what pickle cannot do: importing it costs more than most calls.
+    try:
+        return pickle.dumps(value)
+    except Exception:
+        import cloudpickle  # type: ignore[import-untyped]
+
+        return bytes(cloudpickle.dumps(value))
 
 
 if __name__ == "__main__":
