@@ -315,6 +315,22 @@ class Container:
         return {"cgroup_fd": -1 if fd is None else fd, "cgroup_procs_fds": placement.procs_fds}
 
     def _start_init(self) -> None:
+        control_read, self._control = os.pipe2(os.O_CLOEXEC)
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self._start_first_process(
+                uid=-1, argv=[b"nsbox-init"], path=b"nsbox-init",
+                exec_fd=_native.init_program_fd(),
+                fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)])
+        finally:
+            os.close(control_read)
+            os.close(devnull)
+        self._init = self._claim_init()
+
+    def _start_first_process(self, *, uid: int, **fields: Any) -> None:
+        # The process that creates the container's namespaces (or joins those of a live
+        # Namespaces), sets up its root and becomes its PID 1: nsbox's init, or for a
+        # one-shot run the command itself. uid -1: root in the container, as the init.
         self._enter_cgroup()
         ns = self.namespaces
         live = ns._live
@@ -334,38 +350,73 @@ class Container:
                 join_fds.append(fd)
         rootfs = None if self.rootfs is None else self.rootfs._for_container(
             self._stack, ns, new_ns, uid_map, gid_map)
-        control_read, self._control = os.pipe2(os.O_CLOEXEC)
-        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            spec = _native.ProcessSpec(
-                argv=[b"nsbox-init"], path=b"nsbox-init", exec_fd=_native.init_program_fd(),
-                new_ns=new_ns, join_pidfd=join_pidfd, join_pidfd_flags=join_flags,
-                join_fds=join_fds, uid_map=uid_map, gid_map=gid_map,
-                deny_setgroups=deny_setgroups, timens_offsets=ns.timens_offsets(),
-                make_mounts_private=bool(new_ns & CLONE_FLAGS["mount"]),
-                mount_proc=new_ns & _NEEDS_OWN_PROC == _NEEDS_OWN_PROC and rootfs is None,
-                rootfs=rootfs,
-                hostname=self._uts_name(new_ns, self.options.hostname),
-                domainname=self._uts_name(new_ns, self.options.domainname),
-                loopback_up=bool(new_ns & CLONE_FLAGS["net"]),
-                new_session=True,
-                fds=[(devnull, 0), (devnull, 1), (devnull, 2), (control_read, 3)],
-                **self._placement(),
-                # A PivotRoot's plan masks its own /proc and /sys; without one, the security
-                # step protects those of the host seen in the container's mount namespace.
-                **self._security.process_fields(
-                    -1, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])
-                    and rootfs is None),
-            )
-            spawned = _native.spawn(spec, self._init_slot)
-        finally:
-            os.close(control_read)
-            os.close(devnull)
-        self._init = self._claim_init()
+        if uid >= 0:
+            fields["groups"] = self._groups()
+        spec = _native.ProcessSpec(
+            new_ns=new_ns, join_pidfd=join_pidfd, join_pidfd_flags=join_flags,
+            join_fds=join_fds, uid_map=uid_map, gid_map=gid_map,
+            deny_setgroups=deny_setgroups, timens_offsets=ns.timens_offsets(),
+            make_mounts_private=bool(new_ns & CLONE_FLAGS["mount"]),
+            mount_proc=new_ns & _NEEDS_OWN_PROC == _NEEDS_OWN_PROC and rootfs is None,
+            rootfs=rootfs,
+            hostname=self._uts_name(new_ns, self.options.hostname),
+            domainname=self._uts_name(new_ns, self.options.domainname),
+            loopback_up=bool(new_ns & CLONE_FLAGS["net"]),
+            new_session=True, uid=uid,
+            **fields,
+            **self._placement(),
+            # A PivotRoot's plan masks its own /proc and /sys; without one, the security
+            # step protects those of the host seen in the container's mount namespace.
+            **self._security.process_fields(
+                uid, new_mount_namespace=bool(new_ns & CLONE_FLAGS["mount"])
+                and rootfs is None),
+        )
+        spawned = _native.spawn(spec, self._init_slot)
         # New namespaces differ from ours by construction; only joined ones need a look.
         joined = join_flags if live is not None else sum(
             CLONE_FLAGS[name] for name, _ in ns.joins())
         self._join_flags = new_ns | self._namespaces_to_join(spawned.pid, joined)
+
+    def _groups(self) -> Sequence[int] | None:
+        # Clear inherited supplementary groups, except where the user namespace forbids
+        # setgroups (rootless), where the only group is our own anyway.
+        opts = self.options
+        return None if self._setgroups_denied and not opts.groups else opts.groups
+
+    def _run_as_first_process(self, args: Args, input: bytes | str | None,
+                              capture_output: bool, text: bool, timeout: float | None,
+                              check: bool) -> CompletedProcess:
+        # nsbox.run: the command is the container's first process, PID 1 of its pid
+        # namespace as with `docker run` (no --init), and no init beside it: one process to
+        # start instead of two. When it exits the kernel kills whatever it left inside.
+        if self._state != "new":
+            raise LifecycleError(f"a Container can be entered once; this one is {self._state}")
+        argv = _argv(args)
+        opts = self.options
+        environment = opts.environment(None)
+        uid = opts.user
+        gid = opts.group if opts.group is not None else uid
+        if isinstance(input, str):
+            input = input.encode()
+        stdin = PIPE if input is not None else None
+        output = PIPE if capture_output else None
+        self._state = "starting"
+        try:
+            with deferred(), Stdio(stdin, output, output) as stdio:
+                self._start_first_process(
+                    uid=uid, gid=gid, argv=argv, path=argv[0], envp=_env_block(environment),
+                    search_path=environment.get("PATH", DEFAULT_PATH).encode(),
+                    cwd=opts.cwd.encode(), rlimits=opts.rlimit_triples(),
+                    fds=stdio.child_fds)
+                spawned = self._init_slot.claim()
+                assert spawned is not None
+                process = Process(list(args), spawned.pid, spawned.pidfd,
+                                  *stdio.parent_files(), oom_check=self._oom_check())
+                self._init = process
+            self._state = "running"
+            return collect(process, input, timeout, text, check)
+        finally:
+            self._teardown()
 
     def _claim_init(self) -> Process | None:
         # Also called by teardown: an interrupt may have struck between the spawn and its use.
@@ -566,9 +617,7 @@ class Container:
         return _native.ProcessSpec(
             join_pidfd=self._init_pidfd(), join_pidfd_flags=self._join_flags,
             rlimits=opts.rlimit_triples(), new_session=True, uid=uid, gid=gid,
-            # Clear inherited supplementary groups, except where the user namespace forbids
-            # setgroups (rootless), where the only group is our own anyway.
-            groups=None if self._setgroups_denied and not opts.groups else opts.groups,
+            groups=self._groups(),
             **fields,
             **self._placement(),
             **self._security.process_fields(uid),
@@ -742,10 +791,21 @@ class Container:
 def run(args: Args, *, input: bytes | str | None = None, capture_output: bool = True,
         text: bool = False, timeout: float | None = None, check: bool = False,
         **container_options: Any) -> CompletedProcess:
-    """Run one command in a fresh container and tear it down: ``Container(**opts).run(args)``.
+    """Run one command in a fresh container and tear it down.
+
+    ``container_options`` are those of :class:`Container`. The command is the container's
+    first process: PID 1 of its pid namespace, as with ``docker run`` (without ``--init``),
+    and no nsbox-init runs beside it. When it exits, the kernel kills whatever it left
+    behind. A container that joins a live :class:`Namespaces`, or has no pid namespace of
+    its own, runs it as ``Container(**options).run(args)`` does, beside its init.
 
     .. versionadded:: 0.1
     """
-    with Container(**container_options) as container:
+    container = Container(**container_options)
+    ns = container.namespaces
+    if ns._live is None and ns.new_flags() & CLONE_FLAGS["pid"]:
+        return container._run_as_first_process(args, input, capture_output, text, timeout,
+                                               check)
+    with container:
         return container.run(args, input=input, capture_output=capture_output, text=text,
                              timeout=timeout, check=check)

@@ -132,6 +132,26 @@ def test_one_shot_run() -> None:
     assert result.stdout == "once\n"
 
 
+def test_one_shot_command_is_pid_1_and_takes_its_leftovers_along(host_state: object) -> None:
+    """nsbox.run starts the command as the container's first process (no init beside it,
+    the container's user, limits and locks all the same); what it leaves running dies with
+    it, and a timeout kills it."""
+    out = nsbox.run(["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'; id -u; ulimit -n; "
+                     "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t\n'; "
+                     "sleep 600 & echo"], user=1000, rlimits={"nofile": 64}, text=True,
+                    timeout=30).stdout.split()
+    # sh is 1; ls and grep are the other two processes: no init. The background sleep holds
+    # stdout open: that run returned at all is because it died with sh.
+    assert out == ["1", "3", "1000", "64", "NoNewPrivs:1Seccomp:2"]
+    start = time.monotonic()
+    with pytest.raises(nsbox.TimeoutExpired):
+        nsbox.run(["sleep", "600"], timeout=0.5)
+    assert time.monotonic() - start < 10
+    # Joining a live Namespaces keeps the init: the command is one more process there.
+    with nsbox.Namespaces(user=False) as ns:
+        assert nsbox.run(["sh", "-c", "echo $$"], namespaces=ns, text=True).stdout != "1\n"
+
+
 def test_exception_in_body_still_tears_down() -> None:
     """An exception inside the with block propagates and the container is gone afterwards."""
     with pytest.raises(KeyError), nsbox.Container() as c:
