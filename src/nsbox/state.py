@@ -39,13 +39,19 @@ KINDS: tuple[Kind, ...] = ("mount", "cgroup", "dir")  # the order gc releases th
 
 def state_dir() -> Path:
     """Where records live: /run/nsbox as root, the user's runtime directory without root."""
+    return Path(_state_dir_name())
+
+
+def _state_dir_name() -> str:
+    # A str, not a Path: record and forget use it on every call, and pathlib costs more than
+    # the rest of them.
     override = os.environ.get("NSBOX_STATE_DIR")
     if override:
-        return Path(override)
+        return override
     if os.geteuid() == 0:
-        return Path("/run/nsbox")
+        return "/run/nsbox"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(runtime) / "nsbox" if runtime else Path(f"/tmp/nsbox-{os.geteuid()}")
+    return f"{runtime}/nsbox" if runtime else f"/tmp/nsbox-{os.geteuid()}"
 
 
 def _start_time(pid: int) -> str | None:
@@ -58,21 +64,40 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+# This process's owner directory in each state directory it used: (pid, state dir) -> path.
+# Reading /proc/self/stat for the start time cost more than the rest of a record, and neither
+# the pid nor the start time changes while the process lives. A forked child has another pid,
+# so the parent's entries never answer for it: it makes a directory of its own.
+_owner_dirs: dict[tuple[int, str], str] = {}
 _lock = threading.Lock()
-_owner_dirs: set[Path] = set()
 
 
-def _my_dir() -> Path:
-    # Not cached across forks: a forked child is another owner, with another directory.
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held the lock when it forked; in the child that
+    # thread is gone and the lock would stay held forever.
+    global _lock
+    _lock = threading.Lock()
+    _owner_dirs.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _my_dir() -> str:
     pid = os.getpid()
-    path = state_dir() / "owners" / f"{pid}-{_start_time(pid)}"
+    top = _state_dir_name()
+    owner = _owner_dirs.get((pid, top))
+    if owner is not None:
+        return owner
     with _lock:
-        if path not in _owner_dirs:
-            _make_private(state_dir())
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _owner_dirs.add(path)
-            atexit.register(_remove_if_empty, path)
-    return path
+        owner = _owner_dirs.get((pid, top))
+        if owner is None:
+            _make_private(Path(top))
+            owner = f"{top}/owners/{pid}-{_start_time(pid)}"
+            os.makedirs(owner, mode=0o700, exist_ok=True)
+            atexit.register(_remove_if_empty, owner, pid)
+            _owner_dirs[(pid, top)] = owner
+    return owner
 
 
 def _make_private(top: Path) -> None:
@@ -87,29 +112,34 @@ def _make_private(top: Path) -> None:
             "to; set XDG_RUNTIME_DIR (or NSBOX_STATE_DIR) to a private directory")
 
 
-def _remove_if_empty(path: Path) -> None:
+def _remove_if_empty(path: str, owner_pid: int) -> None:
+    # A child forked after this was registered inherits it, and must not remove its parent's
+    # directory (the parent still counts on it existing).
+    if os.getpid() != owner_pid:
+        return
     with contextlib.suppress(OSError):  # not empty: leftovers for gc to find
-        path.rmdir()
+        os.rmdir(path)
 
 
-def _record_path(kind: Kind, path: str) -> Path:
-    digest = hashlib.sha256(path.encode()).hexdigest()[:16]
-    return _my_dir() / f"{kind}-{digest}"
+def _record_name(kind: Kind, path: str) -> str:
+    return f"{kind}-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
 
 
 def record(kind: Kind, path: str | os.PathLike[str]) -> None:
     """Write down that we are about to create ``path``; atomic (write, fsync-less rename)."""
     text = os.fspath(path)
-    target = _record_path(kind, text)
-    tmp = target.with_name(f".{target.name}.{threading.get_ident()}")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    owner = _my_dir()
+    name = _record_name(kind, text)
+    tmp = f"{owner}/.{name}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, f"{owner}/{name}")
 
 
 def forget(kind: Kind, path: str | os.PathLike[str]) -> None:
     """Remove the record of ``path`` once it has been released."""
     with contextlib.suppress(FileNotFoundError):
-        _record_path(kind, os.fspath(path)).unlink()
+        os.unlink(f"{_my_dir()}/{_record_name(kind, os.fspath(path))}")
 
 
 @contextlib.contextmanager

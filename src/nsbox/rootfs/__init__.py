@@ -11,8 +11,9 @@ The mounting itself is C: ``nsbox/_native/csrc/mounts.c``.
 
 from __future__ import annotations
 
+import typing
+
 from ._busybox import make_busybox_tree as make_busybox_tree
-from ._diff import Change as Change
 from ._mounts import Bind as Bind
 from ._mounts import Tmpfs as Tmpfs
 from ._overlay import OverlayRootfs as OverlayRootfs
@@ -32,3 +33,17 @@ __all__ = [
     "as_pivot_root",
     "make_busybox_tree",
 ]
+
+# Change comes with OverlayRootfs.diff(), which a container does not need: loaded on first use
+# (PEP 562), like the names of the nsbox package itself.
+if typing.TYPE_CHECKING:
+    from ._diff import Change as Change
+else:
+
+    def __getattr__(name: str) -> type:
+        if name == "Change":
+            from ._diff import Change
+
+            globals()["Change"] = Change
+            return Change
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,6 @@ mounts."""
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import tempfile
 
@@ -17,7 +16,7 @@ def make_temp_dir(kind: str, parent: str | None = None) -> str:
     recorded before it is made; :func:`release_temp_dir` removes both."""
     base = parent if parent is not None else tempfile.gettempdir()
     for _ in range(100):
-        path = os.path.join(base, f"nsbox-{kind}-{secrets.token_hex(4)}")
+        path = os.path.join(base, f"nsbox-{kind}-{os.urandom(4).hex()}")
         state.record("dir", path)
         try:
             os.mkdir(path, 0o700)

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from typing_extensions import Self
@@ -17,7 +17,6 @@ from typing_extensions import Self
 from .. import state
 from .._native import mounts as native
 from ..errors import ConfigError, LifecycleError, UnsupportedError
-from . import _commit, _diff
 from ._context import ChildContext
 from ._files import make_temp_dir, release_temp_dir, remove_tree
 from ._kernel import (
@@ -31,6 +30,9 @@ from ._kernel import (
     upper_refusal,
 )
 from ._paths import host_path, is_within
+
+if TYPE_CHECKING:
+    from ._diff import Change
 
 #: overlayfs stacks at most this many lower layers (OVL_MAX_STACK).
 MAX_LOWER_LAYERS = 500
@@ -582,7 +584,7 @@ class OverlayRootfs:
 
     # -- what changed --------------------------------------------------------------------------
 
-    def diff(self) -> list[_diff.Change]:
+    def diff(self) -> list[Change]:
         """What the upper layer changed over the lower layers, sorted by path.
 
         Each :class:`Change` is ``added``, ``modified`` or ``deleted`` (whiteouts and opaque
@@ -591,6 +593,8 @@ class OverlayRootfs:
         Raises:
             LifecycleError: a throwaway upper layer that does not exist (yet, or any more).
         """
+        from . import _diff  # only diff() needs it: not imported with every container
+
         return _diff.diff(self.upper_dir, list(reversed(self.lower)))
 
     def commit(self, dest: str | os.PathLike[str]) -> str:
@@ -604,6 +608,8 @@ class OverlayRootfs:
             ConfigError: ``dest`` exists and is not an empty directory, or is inside a layer.
             LifecycleError: a throwaway upper layer that does not exist (yet, or any more).
         """
+        from . import _commit  # only commit() needs it: not imported with every container
+
         path = host_path(dest, "the commit destination")
         upper = self.upper_dir
         for layer in (*self.lower, upper):

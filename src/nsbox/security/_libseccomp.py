@@ -7,7 +7,6 @@ child hands to the kernel (csrc/security.c).
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import os
@@ -125,6 +124,8 @@ def native_syscall_names() -> tuple[str, ...]:
 
 def close_matches(name: str) -> list[str]:
     """Known syscall names close to ``name``, for an error message."""
+    import difflib  # only for this error message: not worth its import in every CLI run
+
     return difflib.get_close_matches(name, native_syscall_names(), n=3, cutoff=0.75)
 
 
