@@ -91,6 +91,17 @@ static void unblock_all_signals(void)
  * must be created after joining: so join here, then fork the real process with CLONE_PARENT,
  * which makes it the Python process's own child (waitable, with a pidfd), report its pid and
  * leave. Returns in the process that goes on. */
+/* cgroup v1 (v2 places the child with CLONE_INTO_CGROUP): "0" moves the writer itself, and
+ * the kernel checks the permission against whoever opened the file, the parent. The child
+ * does it first thing, before it executes anything of its own, and the parent has one step
+ * less between clone and exec (which lets it share its memory with the child, spawn.c). */
+static void enter_cgroup_v1(const struct nsbox_spec *s, int report_fd)
+{
+    for (int i = 0; i < s->n_cgroup_procs_fds; i++)
+        if (pwrite(s->cgroup_procs_fds[i], "0", 1, 0) != 1)
+            fail(report_fd, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
+}
+
 static void enter_joined_namespaces(const struct nsbox_spec *s, int report_fd)
 {
     if (s->join_pidfd >= 0 && setns(s->join_pidfd, (int)s->join_pidfd_flags) < 0)
@@ -354,6 +365,8 @@ void nsbox_child_main(const struct nsbox_spec *s, struct nsbox_child_fds fds)
      * namespace, so where the parent writes our uid/gid maps or we write timens_offsets
      * (rootless, that is refused) it waits until those are written, below: until then this
      * process is alone in the namespaces it is creating. */
+    enter_cgroup_v1(s, report_fd);
+
     int undumpable_now = !(s->uid_map || s->gid_map || s->deny_setgroups || s->timens_offsets);
     if (undumpable_now)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -428,16 +441,14 @@ void nsbox_fork_join(const struct nsbox_spec *s, int report_fd)
     struct nsbox_failure failure;
     if (nsbox_security_oom_score_adj(s, &failure) < 0)
         fail(report_fd, failure.step, failure.err, failure.detail);
-    /* "0" moves the writer itself, on v1 and v2 alike; the second fork inherits the cgroup. */
+    /* The second fork inherits the cgroup. */
     if (s->cgroup_fd >= 0) {
         int fd = openat(s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1)
             fail(report_fd, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
         close(fd);
     }
-    for (int i = 0; i < s->n_cgroup_procs_fds; i++)
-        if (pwrite(s->cgroup_procs_fds[i], "0", 1, 0) != 1)
-            fail(report_fd, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
+    enter_cgroup_v1(s, report_fd);
     enter_joined_namespaces(s, report_fd);
 }
 

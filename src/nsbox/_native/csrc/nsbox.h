@@ -162,7 +162,7 @@ struct nsbox_spec {
 
     /* cgroup: the process is inside before it executes anything. */
     int cgroup_fd;                       /* cgroup v2 directory (CLONE_INTO_CGROUP), or -1 */
-    const int *cgroup_procs_fds;         /* cgroup v1: cgroup.procs files to write the pid to */
+    const int *cgroup_procs_fds;         /* cgroup v1: cgroup.procs files the child writes "0" to */
     int n_cgroup_procs_fds;
 
     /* Container-wide setup, done once by the process that creates the namespaces. */

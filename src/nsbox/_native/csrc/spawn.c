@@ -1,8 +1,8 @@
 /* Runs in: the parent (the Python process, with the GIL released by cffi).
  *
  * nsbox_spawn clones the child, does the parent's half of the setup while the child waits on
- * the sync pipe (uid/gid maps, cgroup v1 membership), then waits on the close-on-exec error
- * pipe: EOF means execve succeeded, a record names the step that failed.
+ * the sync pipe (uid/gid maps), then waits on the close-on-exec error pipe: EOF means execve
+ * succeeded, a record names the step that failed.
  */
 #include "internal.h"
 
@@ -156,11 +156,6 @@ static int set_up_child(const struct nsbox_spec *s, pid_t pid, struct nsbox_resu
         return set_error(res, NSBOX_STEP_UID_MAP, errno, s->uid_map);
     if (s->gid_map && write_proc_file(pid, "gid_map", s->gid_map) < 0)
         return set_error(res, NSBOX_STEP_GID_MAP, errno, s->gid_map);
-    char text[16];
-    int len = snprintf(text, sizeof text, "%d", (int)pid);
-    for (int i = 0; i < s->n_cgroup_procs_fds; i++)
-        if (pwrite(s->cgroup_procs_fds[i], text, (size_t)len, 0) != len)
-            return set_error(res, NSBOX_STEP_CGROUP, errno, "cgroup.procs");
     return 0;
 }
 
@@ -309,7 +304,7 @@ static int spawn(const struct nsbox_spec *s, struct nsbox_result *res, int *hidd
     res->pid = -1;
     res->pidfd = -1;
     int double_fork = s->join_pidfd >= 0 || s->n_join_fds > 0;
-    int needs_sync = s->uid_map || s->gid_map || s->deny_setgroups || s->n_cgroup_procs_fds > 0;
+    int needs_sync = s->uid_map || s->gid_map || s->deny_setgroups;
 
     int report[2], sync[2] = {-1, -1};
     if (pipe2(report, O_CLOEXEC) < 0)
