@@ -20,7 +20,11 @@ from typing import Any
 import attrs
 
 from ..errors import SpawnError, UnsupportedError, spawn_error
-from .mounts import RootfsSpec, rootfs_to_c
+from .mounts import (
+    RootfsSpec,
+    _cstr,  # one C-string helper for both structs
+    rootfs_to_c,
+)
 
 try:
     from . import _nsbox  # type: ignore[attr-defined]
@@ -125,14 +129,6 @@ class ProcessSpec:
 class Spawned:
     pid: int
     pidfd: int
-
-
-def _cstr(keep: list[Any], value: bytes | None) -> Any:
-    if value is None:
-        return _ffi.NULL
-    buf = _ffi.new("char[]", value)
-    keep.append(buf)
-    return buf
 
 
 def _cstr_array(keep: list[Any], values: Sequence[bytes]) -> Any:
