@@ -46,7 +46,8 @@ def test_joining_process_cannot_be_ptraced_or_overwritten() -> None:
     interpreter = os.path.realpath(sys.executable)
     digest = hashlib.sha256(Path(interpreter).read_bytes()).hexdigest()
     with nsbox.Container() as c:
-        attacker = c.spawn(["python3", str(ATTACKER), "4"], stdout=nsbox.PIPE)
+        # By source, not path: the checkout may be under /tmp, which the container has its own.
+        attacker = c.spawn(["python3", "-c", ATTACKER.read_text(), "4"], stdout=nsbox.PIPE)
         deadline = time.monotonic() + 3.5
         runs = 0
         while time.monotonic() < deadline:
