@@ -126,14 +126,18 @@ def _record_name(kind: Kind, path: str) -> str:
 
 
 def record(kind: Kind, path: str | os.PathLike[str]) -> None:
-    """Write down that we are about to create ``path``; atomic (write, fsync-less rename)."""
+    """Write down that we are about to create ``path``.
+
+    One ``write(2)`` of a short path into a new file: a reader sees the whole path or, if we
+    died between the create and the write, an empty record, which names nothing made yet.
+    """
     text = os.fspath(path)
-    owner = _my_dir()
-    name = _record_name(kind, text)
-    tmp = f"{owner}/.{name}.{threading.get_ident()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, f"{owner}/{name}")
+    fd = os.open(f"{_my_dir()}/{_record_name(kind, text)}",
+                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, os.fsencode(text))
+    finally:
+        os.close(fd)
 
 
 def forget(kind: Kind, path: str | os.PathLike[str]) -> None:
@@ -182,11 +186,12 @@ def leftovers() -> list[Leftover]:
         if _owner_alive(owner.name):
             continue
         for entry in sorted(owner.iterdir()):
-            # A ".kind-digest.tid" file is a record its owner died while writing: the path in
-            # it is complete (written before the rename), so it counts too.
+            # ".kind-digest.tid": earlier nsbox builds wrote a record there, then renamed it; its
+            # owner may have died in between, and the path in it is complete.
             kind = entry.name.lstrip(".").split("-", 1)[0]
-            if kind in KINDS:
-                found.append(Leftover(kind, entry.read_text(), owner.name))
+            path = entry.read_text() if kind in KINDS else ""
+            if path:  # empty: the owner died before writing it, and so before making it
+                found.append(Leftover(kind, path, owner.name))
     return sorted(found, key=lambda item: KINDS.index(item.kind))
 
 

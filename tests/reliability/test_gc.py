@@ -93,7 +93,8 @@ def test_cli_gc_dry_run(tmp_path: Path) -> None:
 
 def test_gc_reads_a_record_its_owner_died_while_writing(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A record left half-renamed (owner killed between write and rename) is still honoured."""
+    """A record an older nsbox left half-renamed (its owner killed between the write and the
+    rename) is still honoured after an upgrade."""
     monkeypatch.setenv("NSBOX_STATE_DIR", str(tmp_path / "state"))
     leftover = tmp_path / "nsbox-overlay-halfway"
     (leftover / "upper").mkdir(parents=True)

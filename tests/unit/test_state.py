@@ -79,3 +79,16 @@ def test_a_forked_child_records_in_a_directory_of_its_own(tmp_path: Path) -> Non
     child = [name for name in owners if name.startswith(f"{child_pid}-")]
     assert [owners[name] for name in parent] == [["/tmp/nsbox-parent-again"]]
     assert [owners[name] for name in child] == [["/tmp/nsbox-child"]]
+
+
+def test_an_empty_record_of_a_dead_owner_is_not_a_leftover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record is created, then written: an owner that died in between had not made the
+    resource yet, so gc has nothing to release for it (and must not read '' as a path)."""
+    monkeypatch.setenv("NSBOX_STATE_DIR", str(tmp_path))
+    dead = tmp_path / "owners" / "999999999-0"  # no such pid: an owner that is gone
+    dead.mkdir(parents=True)
+    (dead / "cgroup-0000000000000000").write_text("")
+    (dead / "dir-1111111111111111").write_text("/tmp/nsbox-left-behind")
+    assert [(item.kind, item.path) for item in state.leftovers()] == [
+        ("dir", "/tmp/nsbox-left-behind")]

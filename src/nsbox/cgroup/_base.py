@@ -356,5 +356,20 @@ class Backend(abc.ABC):
         Raises:
             CGroupError: processes survived, or a directory stayed busy.
         """
+        if self._remove_if_empty():
+            return
         self.kill_all(timeout, restore_freeze=False)
         self.remove(time.monotonic() + timeout)
+
+    def _remove_if_empty(self) -> bool:
+        # The usual end: every process has exited and there is no child cgroup, so one rmdir
+        # per directory is all it takes. The kernel refuses (EBUSY) a directory that still
+        # holds either, and then the full kill-and-retry path takes over, where it stopped.
+        for directory in dict.fromkeys(self.paths.values()):
+            try:
+                self.fs.rmdir(directory)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        return True

@@ -225,8 +225,10 @@ class V1Backend(Backend):
                 raise UnsupportedError(f"{name} needs the cgroup v1 '{controller}' controller, "
                                        "which is not mounted on this machine")
 
-    def _ensure_parents(self, mounts: Iterable[Path]) -> None:
+    def _ensure_parents(self, mounts: Iterable[Path]) -> bool:
+        """Make the shared parent where it is missing; whether one was made."""
         mounts = list(mounts)
+        made = False
         for mount in mounts:
             parent_dir = self._parent_dir(mount)
             if self.fs.is_dir(parent_dir):
@@ -237,8 +239,9 @@ class V1Backend(Backend):
                                   f"joins: {', '.join(sorted(self.controller_dirs))})")
             try:
                 self.fs.mkdir(parent_dir)
+                made = True
             except FileExistsError:
-                pass
+                made = True  # another process made it meanwhile: our mkdir can go on
             except OSError as err:
                 if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                     raise UnsupportedError(f"cannot create {parent_dir}: {err.strerror}; "
@@ -249,6 +252,7 @@ class V1Backend(Backend):
             # Our shared parent: give it its own parent's CPUs and nodes once, or nothing
             # below it could hold a process (a v1 cpuset cgroup starts empty).
             self._inherit_cpuset(cpuset.parent, only_if_empty=True)
+        return made
 
     def _inherit_cpuset(self, directory: Path, *, only_if_empty: bool,
                         cpus: str | None = None, mems: str | None = None) -> None:
@@ -264,7 +268,14 @@ class V1Backend(Backend):
 
     def _mkdir(self, directory: Path) -> None:
         try:
-            self.fs.mkdir(directory)
+            try:
+                self.fs.mkdir(directory)
+            except FileNotFoundError:
+                # No shared parent: the first cgroup in this hierarchy, or another process
+                # has just pruned it. Make it and try once more.
+                if not self._ensure_parents(m for m, d in self.dirs.items() if d == directory):
+                    raise
+                self.fs.mkdir(directory)
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise UnsupportedError(f"cannot create {directory}: {err.strerror}; "
@@ -277,7 +288,10 @@ class V1Backend(Backend):
         given = limits.given()
         self._check_controllers(given)
         self._register(self._unjoined(_controller_of(n) for n in given))
-        self._ensure_parents(self.dirs)
+        if "cpuset" in self.controller_dirs:
+            # A shared parent must have CPUs before our cpuset can: check it first. Elsewhere
+            # a missing parent shows up as ENOENT from our mkdir, which then makes it.
+            self._ensure_parents(self.dirs)
         created: list[Path] = []
         try:
             for directory in self.dirs.values():
@@ -288,19 +302,19 @@ class V1Backend(Backend):
                 self._inherit_cpuset(cpuset, only_if_empty=False, cpus=limits.cpuset_cpus,
                                      mems=limits.cpuset_mems)
             rest = tuple(n for n in given if n not in ("cpuset_cpus", "cpuset_mems"))
-            self.apply(Limits(), limits, rest)
+            self._write_limits(Limits(), limits, rest, fresh=True)
         except BaseException:
             for directory in reversed(created):
                 with contextlib.suppress(OSError):
                     self.fs.rmdir(directory)
             raise
 
-    def _context(self, names: tuple[str, ...]) -> V1Context:
+    def _context(self, names: tuple[str, ...], fresh: bool) -> V1Context:
         memory = self.controller_dirs.get("memory")
         blkio = self.controller_dirs.get("blkio")
         cpuset = self.controller_dirs.get("cpuset")
-        current = 2**63 - 1
-        if memory is not None and ("memory_max" in names or "swap_max" in names):
+        current = 2**63 - 1  # where a new v1 memory cgroup starts: limits are not inherited
+        if memory is not None and not fresh and ("memory_max" in names or "swap_max" in names):
             current = read_int(self.fs, memory / "memory.limit_in_bytes") or current
         weight_file = None
         if blkio is not None:
@@ -363,18 +377,23 @@ class V1Backend(Backend):
         A limit being lifted in a hierarchy this cgroup is not in is skipped: nothing there
         limits it. One being set there must have been joined first (:meth:`join`).
         """
+        self._write_limits(old, new, names, fresh=False)
+
+    def _write_limits(self, old: Limits, new: Limits, names: tuple[str, ...], *,
+                      fresh: bool) -> None:
         given = new.given()
         names = tuple(n for n in names
                       if n in given or _controller_of(n) in self.controller_dirs)
         self._check_controllers(names)
-        for name, controller, file, value in v1_writes(old, new, names, self._context(names)):
+        for name, controller, file, value in v1_writes(old, new, names,
+                                                       self._context(names, fresh)):
             assert controller in self.controller_dirs, f"{name}: join {controller} first"
             path = self.controller_dirs[controller] / file
-            if not self.fs.exists(path):
-                raise UnsupportedError(f"{name} needs {file}, which this kernel does not "
-                                       "provide")
             try:
                 self.fs.write(path, value)
+            except FileNotFoundError as err:  # written without O_CREAT: the file is missing
+                raise UnsupportedError(f"{name} needs {file}, which this kernel does not "
+                                       "provide") from err
             except OSError as err:
                 raise error(err, f"setting {name}: writing {value!r} to {file}", path) from err
 
