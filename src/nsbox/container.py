@@ -253,6 +253,7 @@ class Container:
         self._control = -1
         self._join_flags = 0
         self._setgroups_denied = False
+        self._cgroup_made = False  # entered (and so to be removed) by this container
         self._processes: set[Process] = set()
         self._python_missing: list[str] | None = None
 
@@ -306,6 +307,7 @@ class Container:
             cgroup.placement()
         except LifecycleError:
             self._stack.enter_context(cgroup)
+            self._cgroup_made = True
 
     def _placement(self) -> dict[str, Any]:
         if self.cgroup is None:
@@ -411,7 +413,7 @@ class Container:
                 spawned = self._init_slot.claim()
                 assert spawned is not None
                 process = Process(list(args), spawned.pid, spawned.pidfd,
-                                  *stdio.parent_files(), oom_check=self._oom_check())
+                                  *stdio.parent_files(), oom_check=self._oom_check(first=True))
                 self._init = process
             self._state = "running"
             return collect(process, input, timeout, text, check)
@@ -663,8 +665,14 @@ class Container:
             return None
         return f"/proc/{self._init.pid}/root/dev/pts/ptmx"
 
-    def _oom_check(self) -> Callable[[], bool] | None:
-        return None if self.cgroup is None else self.cgroup.oom_check()
+    def _oom_check(self, *, first: bool = False) -> Callable[[], bool] | None:
+        # The first process of a cgroup the container made itself: no OOM kill can have
+        # been counted there before it, so there is nothing to read.
+        if self.cgroup is None:
+            return None
+        if first and self._cgroup_made:
+            return self.cgroup._oom_check_since(0)
+        return self.cgroup.oom_check()
 
     # -- the cgroup ----------------------------------------------------------------------------
 

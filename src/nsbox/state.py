@@ -189,9 +189,10 @@ def leftovers() -> list[Leftover]:
             # ".kind-digest.tid": earlier nsbox builds wrote a record there, then renamed it; its
             # owner may have died in between, and the path in it is complete.
             kind = entry.name.lstrip(".").split("-", 1)[0]
-            path = entry.read_text() if kind in KINDS else ""
-            if path:  # empty: the owner died before writing it, and so before making it
-                found.append(Leftover(kind, path, owner.name))
+            if kind in KINDS:
+                path = entry.read_text()
+                if path:  # empty: the owner died before writing it, and so before making it
+                    found.append(Leftover(kind, path, owner.name))
     return sorted(found, key=lambda item: KINDS.index(item.kind))
 
 

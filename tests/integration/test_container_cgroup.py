@@ -71,6 +71,25 @@ def test_oom_kill_is_reported_as_oom_not_as_sigkill() -> None:
         assert c.stats().oom_kills >= 2
 
 
+# PID 1 ignores SIGKILL sent from inside its namespace; the kernel's own, at the CPU-time
+# hard limit, is a SIGKILL that has nothing to do with memory.
+CPU_KILLED = {"args": ["sh", "-c", "while :; do :; done"], "rlimits": {"cpu": 1}}
+
+
+def test_one_shot_run_reports_oom_against_the_right_baseline() -> None:
+    """nsbox.run's command is the first process of the cgroup it makes, so its OOM count
+    starts at zero; in a cgroup the caller entered, kills counted before it do not count."""
+    hog = nsbox.run(HOG, cgroup=CGroup(memory_max="64M", swap_max=0))
+    assert hog.returncode == -signal.SIGKILL and hog.oom_killed is True
+    plain = nsbox.run(cgroup=CGroup(memory_max="64M"), **CPU_KILLED)
+    assert plain.returncode == -signal.SIGKILL and plain.oom_killed is False
+    with CGroup(memory_max="64M", swap_max=0) as cg:
+        assert nsbox.run(HOG, cgroup=cg).oom_killed is True
+        assert cg.oom_kills() >= 1
+        later = nsbox.run(cgroup=cg, **CPU_KILLED)
+        assert later.returncode == -signal.SIGKILL and later.oom_killed is False
+
+
 def _cpu_ns(c: nsbox.Container) -> int:
     usage = c.stats().cpu_usage_ns
     assert usage is not None

@@ -542,8 +542,9 @@ class CGroup:
         The kernel counts OOM kills per cgroup, not per process: a process that died of
         SIGKILL while the count went up is taken to be the one the OOM killer chose.
         """
-        baseline = self.oom_kills()
+        return self._oom_check_since(self.oom_kills())
 
+    def _oom_check_since(self, baseline: int) -> Callable[[], bool]:
         def oom_killed() -> bool:
             try:
                 return self.oom_kills() > baseline

@@ -196,7 +196,7 @@ def _str_tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)  # the key of the compiled-filter cache
 class SeccompProfile:
     """A seccomp filter: a default action and rules for particular syscalls.
 
