@@ -154,6 +154,23 @@ def test_the_plan_in_order_and_as_c_structs(lower: Path) -> None:
     assert c.mounts[dests.index("/data")].flags == native.RDONLY
 
 
+def test_an_equal_plan_reuses_its_conversion_and_another_does_not(lower: Path) -> None:
+    """Converted plans are cached by value: two PivotRoots with the same plan share one C
+    array; a different user mount gets its own, with its own strings."""
+    def convert(target: str) -> tuple[object, list[str]]:
+        steps = PivotRoot(str(lower), mounts=[Bind(lower, target)])._steps()
+        spec = native.RootfsSpec(root=os.fsencode(lower), mounts=steps)
+        c = native.rootfs_to_c([], spec)
+        return c.mounts, [native._ffi.string(c.mounts[i].dest).decode()
+                          for i in range(c.n_mounts)]
+
+    first, first_dests = convert("/data")
+    again, again_dests = convert("/data")
+    other, other_dests = convert("/elsewhere")
+    assert again == first and again_dests == first_dests
+    assert other != first and "/elsewhere" in other_dests and "/data" not in other_dests
+
+
 def test_overlay_layers_go_by_path_or_by_short_name(tmp_path: Path, lower: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """With "lowerdir+" each layer goes by its own path, top first, without symlinks. For the

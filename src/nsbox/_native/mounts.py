@@ -39,7 +39,11 @@ SOURCE_IN_ROOT: int = _lib.NSBOX_MOUNT_SOURCE_IN_ROOT
 Options = Sequence[tuple[bytes, bytes | None]]
 
 
-@attrs.frozen(kw_only=True)
+def _option_tuple(options: Options) -> tuple[tuple[bytes, bytes | None], ...]:
+    return tuple(options)
+
+
+@attrs.frozen(kw_only=True, cache_hash=True)  # hashed as a key of the conversion cache
 class MountStep:
     """One ``struct nsbox_mount``: a step of the plan, done by the child in order."""
 
@@ -48,7 +52,7 @@ class MountStep:
     flags: int = 0
     source: bytes | None = None
     fstype: bytes | None = None
-    options: Options = ()
+    options: Options = attrs.field(default=(), converter=_option_tuple)
     mode: int = 0
     major: int = 0
     minor: int = 0
@@ -135,6 +139,42 @@ def _overlay_to_c(keep: list[Any], spec: OverlaySpec) -> Any:
     return c
 
 
+@attrs.frozen
+class _CSteps:
+    """A converted plan: the ``struct nsbox_mount`` array and the buffers it points into."""
+
+    array: Any
+    buffers: list[Any]
+
+
+_converted: dict[tuple[MountStep, ...], _CSteps] = {}
+
+
+def _steps_to_c(mounts: tuple[MountStep, ...]) -> _CSteps:
+    # Plans repeat (the fixed parts are the same objects every time, see rootfs/_plan.py),
+    # and converting 30-odd steps costs more than the rest of a spec. The C side only reads
+    # them (const), so one conversion serves every container, in any thread; a caller keeps
+    # what it got alive for its spawn even if the cache drops it meanwhile.
+    found = _converted.get(mounts)
+    if found is not None:
+        return found
+    buffers: list[Any] = []
+    array = _ffi.new("struct nsbox_mount[]", max(1, len(mounts)))
+    for i, step in enumerate(mounts):
+        m = array[i]
+        m.op, m.flags, m.mode, m.major, m.minor = (step.op, step.flags, step.mode, step.major,
+                                                   step.minor)
+        m.dest = _cstr(buffers, step.dest)
+        m.source = _cstr(buffers, step.source)
+        m.fstype = _cstr(buffers, step.fstype)
+        m.options, m.n_options = _options(buffers, step.options)
+    converted = _CSteps(array, buffers)
+    if len(_converted) >= 64:  # plans with per-container paths: keep the cache small
+        _converted.clear()
+    _converted[mounts] = converted
+    return converted
+
+
 def rootfs_to_c(keep: list[Any], spec: RootfsSpec | None) -> Any:
     """A ``struct nsbox_rootfs *`` for ``spec`` (NULL for None); its buffers go to ``keep``."""
     if spec is None:
@@ -144,17 +184,9 @@ def rootfs_to_c(keep: list[Any], spec: RootfsSpec | None) -> Any:
     c.root = _cstr(keep, spec.root)
     c.bind_source = _cstr(keep, spec.bind_source)
     c.overlay = _overlay_to_c(keep, spec.overlay) if spec.overlay is not None else _ffi.NULL
-    steps = _ffi.new("struct nsbox_mount[]", max(1, len(spec.mounts)))
+    steps = _steps_to_c(tuple(spec.mounts))
     keep.append(steps)
-    for i, step in enumerate(spec.mounts):
-        m = steps[i]
-        m.op, m.flags, m.mode, m.major, m.minor = (step.op, step.flags, step.mode, step.major,
-                                                   step.minor)
-        m.dest = _cstr(keep, step.dest)
-        m.source = _cstr(keep, step.source)
-        m.fstype = _cstr(keep, step.fstype)
-        m.options, m.n_options = _options(keep, step.options)
-    c.mounts = steps
+    c.mounts = steps.array
     c.n_mounts = len(spec.mounts)
     c.readonly = spec.readonly
     c.become_root = spec.become_root

@@ -151,7 +151,7 @@ class PivotRoot:
     # -- the plan ------------------------------------------------------------------------------
 
     def _steps(self) -> list[Any]:
-        steps = []
+        steps: list[Any] = []
         if self.proc:
             steps += _plan.proc_steps()
         if self.dev:

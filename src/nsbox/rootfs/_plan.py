@@ -7,6 +7,7 @@ that nothing mounted before can uncover them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from .._native import mounts as native
@@ -33,18 +34,23 @@ _LOCKED = native.NOSUID | native.NODEV | native.NOEXEC
 def _fs(dest: str, fstype: str, options: Iterable[tuple[str, str | None]], flags: int,
         fallback_source: str | None = None) -> MountStep:
     return MountStep(op=native.OP_FS, dest=dest.encode(), fstype=fstype.encode(),
-                     options=[(k.encode(), v.encode() if v is not None else None)
-                              for k, v in options],
+                     options=tuple((k.encode(), v.encode() if v is not None else None)
+                                   for k, v in options),
                      flags=flags | (native.BIND_ON_EPERM if fallback_source else 0),
                      source=fallback_source.encode() if fallback_source else None)
 
 
-def proc_steps() -> list[MountStep]:
+# The fixed parts of the plan are made once: the same step objects in every plan let the
+# C conversion of a plan be cached (mounts.py).
+
+@functools.cache
+def proc_steps() -> tuple[MountStep, ...]:
     """/proc of the container's own pid namespace."""
-    return [_fs("/proc", "proc", [("source", "nsbox-proc")], _LOCKED)]
+    return (_fs("/proc", "proc", [("source", "nsbox-proc")], _LOCKED),)
 
 
-def dev_steps() -> list[MountStep]:
+@functools.cache
+def dev_steps() -> tuple[MountStep, ...]:
     """A minimal /dev: a tmpfs with the usual device nodes (made by mknod; where a user
     namespace forbids that, the host's are bound), a private devpts, /dev/shm."""
     steps = [_fs("/dev", "tmpfs", [("source", "nsbox-dev"), ("mode", "755"),
@@ -61,13 +67,14 @@ def dev_steps() -> list[MountStep]:
                      native.NOSUID | native.NOEXEC))
     steps.append(_fs("/dev/shm", "tmpfs", [("source", "nsbox-shm"), ("mode", "1777"),
                                            ("size", "65536k")], _LOCKED))
-    return steps
+    return tuple(steps)
 
 
-def sys_steps() -> list[MountStep]:
+@functools.cache
+def sys_steps() -> tuple[MountStep, ...]:
     """A read-only /sys (where a user namespace may not mount one: the host's, read-only)."""
-    return [_fs("/sys", "sysfs", [("source", "nsbox-sysfs")], native.RDONLY | _LOCKED,
-                fallback_source="/sys")]
+    return (_fs("/sys", "sysfs", [("source", "nsbox-sysfs")], native.RDONLY | _LOCKED,
+                fallback_source="/sys"),)
 
 
 def user_steps(mounts: Sequence[Bind | Tmpfs]) -> list[MountStep]:
@@ -85,15 +92,16 @@ def user_steps(mounts: Sequence[Bind | Tmpfs]) -> list[MountStep]:
     return steps
 
 
-def protection_steps(masked: Sequence[str], readonly: Sequence[str],
-                     own_dev_null: bool) -> list[MountStep]:
+@functools.lru_cache(maxsize=16)
+def protection_steps(masked: tuple[str, ...], readonly: tuple[str, ...],
+                     own_dev_null: bool) -> tuple[MountStep, ...]:
     """runc's masked paths (hidden) and read-only paths; those the kernel lacks are skipped.
     Files are hidden under the container's own /dev/null where the plan made one."""
     where = native.SOURCE_IN_ROOT if own_dev_null else 0
-    steps = [MountStep(op=native.OP_MASK, dest=path.encode(), source=b"/dev/null",
-                       options=[(b"source", b"nsbox-mask"), (b"mode", b"555")],
+    masks = (MountStep(op=native.OP_MASK, dest=path.encode(), source=b"/dev/null",
+                       options=((b"source", b"nsbox-mask"), (b"mode", b"555")),
                        flags=_LOCKED | where)
-             for path in masked]
-    steps += [MountStep(op=native.OP_READONLY, dest=path.encode(), flags=_LOCKED)
-              for path in readonly]
-    return steps
+             for path in masked)
+    read_only = (MountStep(op=native.OP_READONLY, dest=path.encode(), flags=_LOCKED)
+                 for path in readonly)
+    return (*masks, *read_only)
