@@ -41,6 +41,16 @@ def reliability(session: nox.Session) -> None:
                      "NSBOX_RELIABILITY_REPORT": "docs/reliability.md"})
 
 
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Every benchmark against crun, runc, bubblewrap and unshare: one markdown report and a
+    PNG chart in benchmarks/results (as root; about 40 min, --quick for a smoke run). The
+    peers come from the distribution's packages, installed here."""
+    session.run("benchmarks/setup", external=True)
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/suite.py", *session.posargs)
+
+
 @nox.session(python=False)
 def cgroup2(session: nox.Session) -> None:
     """The cgroup-version-dependent tests inside a pure cgroup v2 guest (slow: emulated)."""

@@ -2,12 +2,13 @@
 
 All in one run; medians over many calls, reported as ratios to multiprocessing's fork context.
 Each scenario starts a fresh process per call, as Container.call does (no pool reuse).
-Run: .venv/bin/python benchmarks/call.py [--runs N]
+Run: .venv/bin/python benchmarks/call.py [--runs N] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import time
@@ -43,6 +44,7 @@ def measure(scenarios: dict[str, Callable[[], object]], runs: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--json", help="also write the samples (ms) here")
     args = parser.parse_args()
     with nsbox.Container() as c:
         scenarios: dict[str, Callable[[], object]] = {
@@ -55,11 +57,15 @@ def main() -> None:
             "Container.call_with(fork=True)": lambda: c.call_with(identity, (1,), fork=True),
         }
         results = measure(scenarios, args.runs)
-    base = statistics.median(results["multiprocessing fork (Pool(1).apply)"])
+    baseline = "multiprocessing fork (Pool(1).apply)"
+    base = statistics.median(results[baseline])
     print(f"{'scenario':<45} {'median ms':>10} {'x fork':>8}")
     for name, times in results.items():
         median = statistics.median(times)
         print(f"{name:<45} {median:>10.2f} {median / base:>8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"samples": results, "baseline": baseline}, f)
 
 
 if __name__ == "__main__":

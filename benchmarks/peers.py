@@ -453,7 +453,7 @@ def report(args: argparse.Namespace, view: str, versions: dict[str, str], fairne
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=300, help="warm timed runs per scenario")
+    parser.add_argument("--runs", type=int, default=500, help="warm timed runs per scenario")
     parser.add_argument("--burst", type=int, default=5, help="warm runs in a row per round")
     parser.add_argument("--cold-runs", type=int, default=200)
     parser.add_argument("--idle", type=float, default=0.2, help="seconds idle before cold runs")
@@ -461,11 +461,13 @@ def main() -> None:
                         default=[1, 2, 4])
     parser.add_argument("--rate-seconds", type=float, default=1.5)
     parser.add_argument("--rate-rounds", type=int, default=3)
-    parser.add_argument("--containers", type=int, default=50, help="idle containers (memory)")
+    parser.add_argument("--containers", type=int, default=200, help="idle containers (memory)")
     parser.add_argument("--memory-rounds", type=int, default=3)
     parser.add_argument("--only", default="latency,throughput,memory",
                         help="comma-separated phases to run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", help="write BASE.txt, .md, .json (default: "
+                        "benchmarks/results/<date>)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few of everything")
     args = parser.parse_args()
     if args.quick:
@@ -519,9 +521,9 @@ def main() -> None:
                       sc.dropped, hot, cool, rates, memory, sc.memory_method, problems,
                       started)
     print(text)
-    os.makedirs(RESULTS, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    base = os.path.join(RESULTS, stamp)
+    base = args.out or os.path.join(
+        RESULTS, datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S"))
+    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     with open(base + ".txt", "w") as f:
         f.write(text + "\n")
     with open(base + ".md", "w") as f:
@@ -530,7 +532,9 @@ def main() -> None:
         json.dump({"latency_warm": {k: v.samples for k, v in hot.items()},
                    "latency_cold": {k: v.samples for k, v in cool.items()},
                    "throughput": {f"{k}@{n}": v.samples for (k, n), v in rates.items()},
-                   "memory": [m.__dict__ for m in memory], "versions": versions}, f)
+                   "memory": [m.__dict__ for m in memory], "versions": versions,
+                   "labels": {s.key: s.label for s in scenarios},
+                   "refs": {s.key: s.ref for s in scenarios}}, f)
     print(f"\nwritten: {base}.txt, .md, .json")
 
 

@@ -4,12 +4,13 @@ Each scenario is a whole container life: enter (the C child mounts the overlay a
 mount plan, pivot_root), run /bin/true inside, leave (kill, reap, remove the upper layer). The
 scenarios run interleaved, round after round, so drift on a noisy machine hits them alike;
 medians and p90 are reported with the ratio to a container without a root filesystem.
-Run (as root): .venv/bin/python benchmarks/rootfs.py [--runs N]
+Run (as root): .venv/bin/python benchmarks/rootfs.py [--runs N] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -54,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--json", help="also write the samples (ms) here")
     args = parser.parse_args()
 
     top = tempfile.mkdtemp(prefix="nsbox-bench-rootfs-")
@@ -94,6 +96,10 @@ def main() -> None:
         p90 = statistics.quantiles(samples, n=10)[-1]
         print(f"{name:<46} {median:>10.2f} {p90:>8.2f} {median / floor:>12.2f} "
               f"{median / one:>10.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"samples": times, "baseline": baseline,
+                       "one_layer": "OverlayRootfs, 1 lower layer"}, f)
 
 
 if __name__ == "__main__":
