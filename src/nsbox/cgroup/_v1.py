@@ -225,10 +225,8 @@ class V1Backend(Backend):
                 raise UnsupportedError(f"{name} needs the cgroup v1 '{controller}' controller, "
                                        "which is not mounted on this machine")
 
-    def _ensure_parents(self, mounts: Iterable[Path]) -> bool:
-        """Make the shared parent where it is missing; whether one was made."""
+    def _ensure_parents(self, mounts: Iterable[Path]) -> None:
         mounts = list(mounts)
-        made = False
         for mount in mounts:
             parent_dir = self._parent_dir(mount)
             if self.fs.is_dir(parent_dir):
@@ -239,9 +237,8 @@ class V1Backend(Backend):
                                   f"joins: {', '.join(sorted(self.controller_dirs))})")
             try:
                 self.fs.mkdir(parent_dir)
-                made = True
             except FileExistsError:
-                made = True  # another process made it meanwhile: our mkdir can go on
+                pass
             except OSError as err:
                 if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                     raise UnsupportedError(f"cannot create {parent_dir}: {err.strerror}; "
@@ -252,7 +249,6 @@ class V1Backend(Backend):
             # Our shared parent: give it its own parent's CPUs and nodes once, or nothing
             # below it could hold a process (a v1 cpuset cgroup starts empty).
             self._inherit_cpuset(cpuset.parent, only_if_empty=True)
-        return made
 
     def _inherit_cpuset(self, directory: Path, *, only_if_empty: bool,
                         cpus: str | None = None, mems: str | None = None) -> None:
@@ -273,8 +269,7 @@ class V1Backend(Backend):
             except FileNotFoundError:
                 # No shared parent: the first cgroup in this hierarchy, or another process
                 # has just pruned it. Make it and try once more.
-                if not self._ensure_parents(m for m, d in self.dirs.items() if d == directory):
-                    raise
+                self._ensure_parents(m for m, d in self.dirs.items() if d == directory)
                 self.fs.mkdir(directory)
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
